@@ -1,0 +1,1 @@
+"""Lab instrument files in, Ct calls out (parsers and the kit rules)."""

@@ -1,0 +1,1 @@
+"""Tubes and pools: barcodes, capacity, sealing, the tube lifecycle. Pure rules, no I/O."""

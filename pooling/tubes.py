@@ -1,0 +1,108 @@
+"""The tube lifecycle and the pool rules, as pure functions.
+
+A tube is ``open`` while swabs go in, ``sealed`` when full (it seals itself) or by
+hand, ``packed`` into one transport box, ``in_transit`` once the box is dispatched,
+``received`` when the lab scans it in, and ``resulted`` once a result is stored.
+Pools are never nested: a tube holds residents' swabs only, never other tubes.
+Capacity is the round's pool size (per district) for a pooled tube and 1 for a single
+tube; a person goes into a tube at most once.
+
+The database enforces the same states with a CHECK constraint and conditional
+updates; this module is the one place that says which moves are allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TubeState(StrEnum):
+    OPEN = "open"
+    SEALED = "sealed"
+    PACKED = "packed"
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+    RESULTED = "resulted"
+
+
+class TubeKind(StrEnum):
+    POOL = "pool"
+    SINGLE = "single"
+
+
+POOL_SIZES = (1, 5, 10, 20)
+
+TRANSITIONS: dict[TubeState, frozenset[TubeState]] = {
+    TubeState.OPEN: frozenset({TubeState.SEALED}),
+    TubeState.SEALED: frozenset({TubeState.PACKED}),
+    # a box received before anyone pressed "dispatch" is still received
+    TubeState.PACKED: frozenset({TubeState.IN_TRANSIT, TubeState.RECEIVED}),
+    TubeState.IN_TRANSIT: frozenset({TubeState.RECEIVED}),
+    TubeState.RECEIVED: frozenset({TubeState.RESULTED}),
+    TubeState.RESULTED: frozenset({TubeState.RESULTED}),
+}
+
+
+def can_move(current: TubeState, target: TubeState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def capacity_for(kind: TubeKind, pool_size: int) -> int:
+    """A pooled tube takes ``pool_size`` swabs; a single tube takes one."""
+    if pool_size not in POOL_SIZES:
+        raise ValueError(f"pool size must be one of {POOL_SIZES}")
+    return 1 if kind is TubeKind.SINGLE else pool_size
+
+
+class SampleRefused(Exception):
+    """Why a swab cannot go into a tube; ``type`` is the API's problem slug."""
+
+    def __init__(self, type_: str, detail: str) -> None:
+        super().__init__(detail)
+        self.type = type_
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class TubeSlots:
+    """What a sampling decision needs to know of one tube."""
+
+    barcode: str
+    kind: TubeKind
+    capacity: int
+    count: int
+    state: TubeState
+    members: set[int]
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.capacity
+
+    def add(self, resident_id: int, kind: TubeKind) -> int:
+        """Put one person's swab in; return the new count. Seals the tube when full."""
+        if kind is not self.kind:
+            raise SampleRefused(
+                "tube-kind-mismatch", f"tube {self.barcode} is a {self.kind.value} tube"
+            )
+        if self.full:
+            raise SampleRefused("tube-full", f"tube {self.barcode} already holds {self.count}")
+        if self.state is not TubeState.OPEN:
+            raise SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
+        if resident_id in self.members:
+            raise SampleRefused("already-in-tube", f"this person is already in tube {self.barcode}")
+        self.members.add(resident_id)
+        self.count += 1
+        if self.full:
+            self.state = TubeState.SEALED
+        return self.count
+
+    def seal(self) -> None:
+        """Seal by hand. Sealing a sealed tube again is a no-op; an empty tube cannot."""
+        if self.state is TubeState.SEALED:
+            return
+        if self.state is not TubeState.OPEN:
+            raise SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
+        if self.count == 0:
+            raise SampleRefused("tube-empty", f"tube {self.barcode} holds no sample")
+        self.state = TubeState.SEALED

@@ -1,0 +1,1 @@
+"""Printable output: label sheets, round reports. Data in, bytes out."""

@@ -1,0 +1,1 @@
+"""screening: the service that runs a city's pooled PCR screening round."""

@@ -1,0 +1,111 @@
+"""The ``screening`` command: serve, migrate, demo data, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from screening.config import Settings, get_settings
+from screening.db import make_engine, make_sessionmaker, migrate_engine, resolve_database_url
+
+app = typer.Typer(help="City-wide pooled PCR screening service.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+console = Console()
+
+
+async def _prepare(settings: Settings) -> str:
+    """Resolve the database (starting the embedded one if needed) and migrate it."""
+    url = await resolve_database_url(settings)
+    engine = make_engine(url, settings)
+    try:
+        await migrate_engine(engine)
+    finally:
+        await engine.dispose()
+    return url
+
+
+async def _load_demo(settings: Settings, url: str) -> None:
+    from screening.demo import load_demo
+    from screening.privacy import load_vault
+
+    engine = make_engine(url, settings)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            info = await load_demo(session, load_vault(settings))
+    finally:
+        await engine.dispose()
+    table = Table(title=f"Demo round {info.round_id}: tokens (shown once)")
+    table.add_column("who")
+    table.add_column("token")
+    table.add_row("admin", info.admin_token)
+    for point, token in info.sampler_tokens.items():
+        table.add_row(f"sampler {point} (first tube {info.first_barcodes[point]})", token)
+    table.add_row("lab LAB01", info.lab_token)
+    console.print(table)
+    console.print(f"resident codes to scan, e.g.: {', '.join(info.resident_codes[:5])}")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    asyncio.run(_prepare(get_settings()))
+    console.print("schema is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    demo: Annotated[bool, typer.Option(help="load demo data and print tokens first")] = False,
+) -> None:
+    """Migrate the schema, then serve the API (http://HOST:PORT/docs)."""
+    import uvicorn
+
+    from screening.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    url = asyncio.run(_prepare(settings))
+    if demo:
+        asyncio.run(_load_demo(settings, url))
+    settings = settings.model_copy(update={"database_url": url})
+    console.print(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo data (district, points, lab, residents, an open round) and print tokens."""
+    settings = get_settings()
+    asyncio.run(_load_demo(settings, asyncio.run(_prepare(settings))))
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin, sampler or lab")],
+    sampling_point: Annotated[str | None, typer.Option(help="for a sampler")] = None,
+    lab: Annotated[str | None, typer.Option(help="for a lab")] = None,
+    label: Annotated[str | None, typer.Option(help="a note: who holds it")] = None,
+) -> None:
+    """Issue a token and print it (it is shown only once)."""
+    from screening.tokens.service import create_token
+
+    async def run() -> str:
+        settings = get_settings()
+        url = await _prepare(settings)
+        engine = make_engine(url, settings)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                issued = await create_token(session, role=role, sampling_point=sampling_point,
+                                            lab=lab, label=label)
+                return issued.token
+        finally:
+            await engine.dispose()
+
+    typer.echo(asyncio.run(run()))

@@ -1,0 +1,31 @@
+"""Settings, read once from the environment (prefix ``SCREENING_``)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCREENING_", extra="ignore")
+
+    database_url: str | None = None
+    """A ``postgresql://`` URL; when absent an embedded PostgreSQL runs in ``data_dir/pg``."""
+    data_dir: Path = Path("./var")
+    admin_token: str | None = None
+    secret_key: str | None = None
+    """Hex key (64 hex digits) for personal data at rest; else kept in ``data_dir/secret.key``."""
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_connect_timeout: float = 5.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    query_failures_per_minute: int = 10
+    token_cache_seconds: float = 30.0
+    max_barcodes_per_range: int = 100_000
+    max_sync_events: int = 20_000
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

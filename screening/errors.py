@@ -1,0 +1,158 @@
+"""Errors as RFC 9457 problem documents (API.md): one base, one handler.
+
+Services raise these; routers never build HTTP errors themselves. Anything else that
+escapes is a bug: a 500 with a log line naming the request, never a 4xx that hides it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("screening")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    status: int = 500
+    type: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            doc["errors"] = self.errors
+        return doc
+
+
+class BadRequest(AppError):
+    status, type, title = 400, "bad-request", "Bad request"
+
+
+class Unauthenticated(AppError):
+    status, type, title = 401, "unauthenticated", "Missing or invalid token"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status, type, title = 403, "forbidden", "Not allowed for this token"
+
+
+class NotFound(AppError):
+    status, type, title = 404, "not-found", "Not found"
+
+
+class Conflict(AppError):
+    status, type, title = 409, "conflict", "Conflict"
+
+
+class Duplicate(Conflict):
+    type, title = "duplicate", "Already exists"
+
+
+class PayloadTooLarge(AppError):
+    status, type, title = 413, "payload-too-large", "Request body too large"
+
+
+class Unprocessable(AppError):
+    status, type, title = 422, "invalid-request", "Invalid request"
+
+
+class TooManyRequests(AppError):
+    status, type, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(AppError):
+    status, type, title = 503, "database-unavailable", "Database unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or "the database cannot be reached; try again shortly",
+                         headers={"Retry-After": "5"})
+
+
+def problem_response(error: AppError) -> JSONResponse:
+    return JSONResponse(
+        error.body(), status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
+    )
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    name = type(exc).__name__
+    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
+    return problem_response(Unprocessable(f"invalid fields: {fields}", errors=errors))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+        exc.status_code, "http-error"
+    )
+    error = AppError(str(exc.detail))
+    error.status, error.type, error.title = exc.status_code, slug, str(exc.detail)
+    error.headers = dict(exc.headers or {})
+    return problem_response(error)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if _is_connection_error(exc):
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return problem_response(DatabaseUnavailable())
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return problem_response(AppError("an unexpected error occurred; it has been logged"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

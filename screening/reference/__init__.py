@@ -1,0 +1,1 @@
+"""Reference data the command center sets up: districts, sampling points, labs."""

@@ -1,0 +1,1 @@
+"""Residents: registration, personal codes, and their own result query."""

@@ -1,0 +1,1 @@
+"""Rounds: planning, barcode ranges."""

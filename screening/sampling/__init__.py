@@ -1,0 +1,1 @@
+"""Sampling: swabs into tubes at the sampling point, online and offline (sync)."""

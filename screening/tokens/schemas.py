@@ -1,0 +1,21 @@
+from typing import Literal
+
+from pydantic import Field
+
+from screening.schemas import Schema
+
+
+class TokenCreate(Schema):
+    role: Literal["admin", "sampler", "lab"]
+    sampling_point: str | None = Field(default=None, max_length=32)
+    lab: str | None = Field(default=None, max_length=32)
+    label: str | None = Field(default=None, max_length=200)
+
+
+class TokenIssued(Schema):
+    token: str = Field(description="shown once; only its hash is stored")
+    id: int
+    role: str
+    sampling_point: str | None
+    lab: str | None
+    label: str | None

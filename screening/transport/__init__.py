@@ -1,0 +1,1 @@
+"""Transport: boxes of sealed tubes from sampling points to labs."""

