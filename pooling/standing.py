@@ -20,10 +20,18 @@ class SampleOutcome:
     call: str | None  # negative | positive | suspicious | invalid | None (no result yet)
 
 
-POOL_READS = {"negative": "negative", "positive": "retest", "suspicious": "retest",
-              "invalid": "invalid"}
-SINGLE_READS = {"negative": "negative", "positive": "positive", "suspicious": "positive",
-                "invalid": "invalid"}
+POOL_READS = {
+    "negative": "negative",
+    "positive": "retest",
+    "suspicious": "retest",
+    "invalid": "invalid",
+}
+SINGLE_READS = {
+    "negative": "negative",
+    "positive": "positive",
+    "suspicious": "positive",
+    "invalid": "invalid",
+}
 
 
 def resident_status(samples_oldest_first: Iterable[SampleOutcome]) -> str:

@@ -47,8 +47,9 @@ def render_label_sheet(barcodes: Sequence[str], *, caption: str = "") -> bytes:
         col, row = slot % COLUMNS, slot // COLUMNS
         x = MARGIN + col * cell_w
         top = page_h - MARGIN - row * cell_h
-        bars = Code128(code, barHeight=cell_h * 0.45, barWidth=0.28 * mm, humanReadable=False,
-                       quiet=False)
+        bars = Code128(
+            code, barHeight=cell_h * 0.45, barWidth=0.28 * mm, humanReadable=False, quiet=False
+        )
         bars.drawOn(canvas, x + (cell_w - bars.width) / 2, top - 4 * mm - cell_h * 0.45)
         canvas.setFont("Helvetica", 9)
         canvas.drawCentredString(x + cell_w / 2, top - cell_h * 0.45 - 8 * mm, code)

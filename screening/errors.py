@@ -95,8 +95,10 @@ class DatabaseUnavailable(AppError):
     status, type, title = 503, "database-unavailable", "Database unavailable"
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail or "the database cannot be reached; try again shortly",
-                         headers={"Retry-After": "5"})
+        super().__init__(
+            detail or "the database cannot be reached; try again shortly",
+            headers={"Retry-After": "5"},
+        )
 
 
 def problem_response(error: AppError) -> JSONResponse:
@@ -113,7 +115,11 @@ def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     name = type(exc).__name__
-    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+    return name in {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "TooManyConnectionsError",
+    }
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -144,8 +150,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     if _is_connection_error(exc):
-        log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
-                    type(exc).__name__)
+        log.warning(
+            "database unavailable during %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
         return problem_response(DatabaseUnavailable())
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return problem_response(AppError("an unexpected error occurred; it has been logged"))

@@ -88,7 +88,9 @@ class Vault:
         def derive(label: bytes) -> bytes:
             return hmac.new(secret, label, hashlib.sha256).digest()
 
-        return cls(hash_key=derive(b"screening/id-hash/v1"), enc_key=derive(b"screening/aes-gcm/v1"))
+        return cls(
+            hash_key=derive(b"screening/id-hash/v1"), enc_key=derive(b"screening/aes-gcm/v1")
+        )
 
     def id_hash(self, id_type: str, normalized_id: str) -> bytes:
         return hmac.new(self.hash_key, f"{id_type}:{normalized_id}".encode(), "sha256").digest()

@@ -83,8 +83,9 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session whose commits are savepoints inside one transaction rolled back at the end."""
     async with engine.connect() as conn:
         outer = await conn.begin()
-        session = AsyncSession(bind=conn, join_transaction_mode="create_savepoint",
-                               expire_on_commit=False)
+        session = AsyncSession(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
         try:
             yield session
         finally:
@@ -115,8 +116,20 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-TABLES = ("applied_events", "samples", "tubes", "boxes", "barcode_ranges", "round_districts",
-          "rounds", "api_tokens", "residents", "sampling_points", "labs", "districts")
+TABLES = (
+    "applied_events",
+    "samples",
+    "tubes",
+    "boxes",
+    "barcode_ranges",
+    "round_districts",
+    "rounds",
+    "api_tokens",
+    "residents",
+    "sampling_points",
+    "labs",
+    "districts",
+)
 
 
 @pytest.fixture
@@ -145,9 +158,9 @@ def admin() -> dict[str, str]:
 
 def valid_prc_id(n: int) -> str:
     """The n-th made-up, well-formed PRC ID number."""
-    from stdnum.cn import ric
-
     from datetime import date, timedelta
+
+    from stdnum.cn import ric
 
     born = date(1980, 1, 1) + timedelta(days=n // 1000)
     body = f"110105{born:%Y%m%d}{n % 1000:03d}"
@@ -180,45 +193,78 @@ class Scene:
     async def build(self, residents: int = 30) -> Scene:
         await self.ok("/districts", {"code": "D1", "name": "越秀区", "population": 3000})
         await self.ok("/districts", {"code": "D2", "name": "海珠区", "population": 2000})
-        for code, district, address in (("P1", "D1", "中山路1号"), ("P2", "D1", "北京路2号"),
-                                        ("Q1", "D2", "江南大道3号")):
-            await self.ok("/sampling-points", {
-                "code": code, "name": f"采样点{code}", "address": address, "district": district,
-                "stations": 2, "people_per_hour_per_station": 60})
+        for code, district, address in (
+            ("P1", "D1", "中山路1号"),
+            ("P2", "D1", "北京路2号"),
+            ("Q1", "D2", "江南大道3号"),
+        ):
+            await self.ok(
+                "/sampling-points",
+                {
+                    "code": code,
+                    "name": f"采样点{code}",
+                    "address": address,
+                    "district": district,
+                    "stations": 2,
+                    "people_per_hour_per_station": 60,
+                },
+            )
         for lab in ("L1", "L2"):
-            await self.ok("/labs", {"code": lab, "name": f"实验室{lab}",
-                                    "daily_capacity_tubes": 200000})
+            await self.ok(
+                "/labs", {"code": lab, "name": f"实验室{lab}", "daily_capacity_tubes": 200000}
+            )
         for i in range(residents):
             id_number, name = valid_prc_id(i), f"张{'三四五六七'[i % 5]}{i}"
-            body = await self.ok("/residents", {"id_type": "prc_id", "id_number": id_number,
-                                                "name": name, "phone": f"1380000{i:04d}",
-                                                "district": "D1"})
+            body = await self.ok(
+                "/residents",
+                {
+                    "id_type": "prc_id",
+                    "id_number": id_number,
+                    "name": name,
+                    "phone": f"1380000{i:04d}",
+                    "district": "D1",
+                },
+            )
             self.codes.append(str(body["resident_code"]))
             self.ids.append(id_number)
             self.names.append(name)
-        rnd = await self.ok("/rounds", {
-            "name": "第1轮", "pool_size": 10, "districts": ["D1", "D2"],
-            "starts_at": "2026-11-22T06:00:00+08:00", "deadline": "2026-11-23T06:00:00+08:00",
-            "pool_size_by_district": {"D2": 20}})
+        rnd = await self.ok(
+            "/rounds",
+            {
+                "name": "第1轮",
+                "pool_size": 10,
+                "districts": ["D1", "D2"],
+                "starts_at": "2026-11-22T06:00:00+08:00",
+                "deadline": "2026-11-23T06:00:00+08:00",
+                "pool_size_by_district": {"D2": 20},
+            },
+        )
         self.round_id = int(str(rnd["id"]))
         for point in ("P1", "P2", "Q1"):
-            issued = await self.ok(f"/rounds/{self.round_id}/barcodes",
-                                   {"sampling_point": point, "count": 20})
+            issued = await self.ok(
+                f"/rounds/{self.round_id}/barcodes", {"sampling_point": point, "count": 20}
+            )
             listing = await self.client.get(
-                f"/rounds/{self.round_id}/barcodes/{issued['range_id']}", headers=ADMIN)
+                f"/rounds/{self.round_id}/barcodes/{issued['range_id']}", headers=ADMIN
+            )
             self.barcodes[point] = listing.json()["barcodes"]
-        for who, body in (("P1", {"role": "sampler", "sampling_point": "P1"}),
-                          ("P2", {"role": "sampler", "sampling_point": "P2"}),
-                          ("Q1", {"role": "sampler", "sampling_point": "Q1"}),
-                          ("L1", {"role": "lab", "lab": "L1"}),
-                          ("L2", {"role": "lab", "lab": "L2"})):
+        for who, body in (
+            ("P1", {"role": "sampler", "sampling_point": "P1"}),
+            ("P2", {"role": "sampler", "sampling_point": "P2"}),
+            ("Q1", {"role": "sampler", "sampling_point": "Q1"}),
+            ("L1", {"role": "lab", "lab": "L1"}),
+            ("L2", {"role": "lab", "lab": "L2"}),
+        ):
             token = (await self.ok("/tokens", body))["token"]
             self.tokens[who] = {"Authorization": f"Bearer {token}"}
         return self
 
-    async def sample(self, tube: str, code: str, who: str = "P1", **extra: object) -> httpx.Response:
-        return await self.post(f"/rounds/{self.round_id}/samples",
-                               {"tube": tube, "resident_code": code, **extra}, who)
+    async def sample(
+        self, tube: str, code: str, who: str = "P1", **extra: object
+    ) -> httpx.Response:
+        return await self.post(
+            f"/rounds/{self.round_id}/samples", {"tube": tube, "resident_code": code, **extra}, who
+        )
 
     async def fill(self, tube: str, people: range, who: str = "P1") -> None:
         for i in people:

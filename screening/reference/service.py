@@ -20,9 +20,13 @@ from screening.reference.schemas import (
 )
 
 
-async def _insert_unique(session: AsyncSession, table: Any, values: dict[str, Any], what: str) -> int:
+async def _insert_unique(
+    session: AsyncSession, table: Any, values: dict[str, Any], what: str
+) -> int:
     new_id = await session.scalar(
-        pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["code"])
+        pg_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["code"])
         .returning(table.id)
     )
     if new_id is None:
@@ -49,7 +53,9 @@ async def create_district(session: AsyncSession, body: DistrictCreate) -> Distri
     return DistrictRead(id=new_id, **body.model_dump())
 
 
-async def create_sampling_point(session: AsyncSession, body: SamplingPointCreate) -> SamplingPointRead:
+async def create_sampling_point(
+    session: AsyncSession, body: SamplingPointCreate
+) -> SamplingPointRead:
     values = body.model_dump(exclude={"district"})
     values["district_id"] = await district_id_by_code(session, body.district)
     new_id = await _insert_unique(session, SamplingPoint, values, "sampling point")
@@ -65,8 +71,10 @@ async def list_districts(session: AsyncSession, *, after: int, limit: int) -> li
     rows = await session.execute(
         select(District).where(District.id > after).order_by(District.id).limit(limit)
     )
-    return [DistrictRead(id=d.id, code=d.code, name=d.name, population=d.population)
-            for d in rows.scalars()]
+    return [
+        DistrictRead(id=d.id, code=d.code, name=d.name, population=d.population)
+        for d in rows.scalars()
+    ]
 
 
 async def list_sampling_points(
@@ -80,16 +88,28 @@ async def list_sampling_points(
         .limit(limit)
     )
     return [
-        SamplingPointRead(id=p.id, code=p.code, name=p.name, address=p.address, district=code,
-                          stations=p.stations,
-                          people_per_hour_per_station=p.people_per_hour_per_station)
+        SamplingPointRead(
+            id=p.id,
+            code=p.code,
+            name=p.name,
+            address=p.address,
+            district=code,
+            stations=p.stations,
+            people_per_hour_per_station=p.people_per_hour_per_station,
+        )
         for p, code in rows
     ]
 
 
 async def list_labs(session: AsyncSession, *, after: int, limit: int) -> list[LabRead]:
     rows = await session.execute(select(Lab).where(Lab.id > after).order_by(Lab.id).limit(limit))
-    return [LabRead(id=lab.id, code=lab.code, name=lab.name,
-                    daily_capacity_tubes=lab.daily_capacity_tubes, kit=lab.kit)
-            for lab in rows.scalars()]
-
+    return [
+        LabRead(
+            id=lab.id,
+            code=lab.code,
+            name=lab.name,
+            daily_capacity_tubes=lab.daily_capacity_tubes,
+            kit=lab.kit,
+        )
+        for lab in rows.scalars()
+    ]

@@ -159,7 +159,9 @@ async def _district_ids(session: AsyncSession, codes: set[str]) -> dict[str, int
     return dict(rows.all())
 
 
-def _validate(id_type: str, id_number: str, name: str, phone: str | None) -> tuple[str, str, str | None]:
+def _validate(
+    id_type: str, id_number: str, name: str, phone: str | None
+) -> tuple[str, str, str | None]:
     """Normalised (id_number, name, phone); raises InvalidIdNumber or ValueError."""
     if id_type not in ID_TYPES:
         raise ValueError(f"id_type must be one of {', '.join(ID_TYPES)}")
@@ -179,14 +181,18 @@ async def register_resident(
     try:
         id_number, name, phone = _validate(body.id_type, body.id_number, body.name, body.phone)
     except InvalidIdNumber as exc:
-        raise InvalidIdNumberError(str(exc), errors=[{"loc": ["body", "id_number"], "msg": str(exc)}]) from None
+        raise InvalidIdNumberError(
+            str(exc), errors=[{"loc": ["body", "id_number"], "msg": str(exc)}]
+        ) from None
     except ValueError as exc:
         raise Unprocessable(str(exc)) from None
     districts = await _district_ids(session, {body.district})
     if body.district not in districts:
         raise NotFound(f"no district {body.district!r}")
     [answer] = await register_many(
-        session, vault, [Registration(body.id_type, id_number, name, phone, districts[body.district])]
+        session,
+        vault,
+        [Registration(body.id_type, id_number, name, phone, districts[body.district])],
     )
     return answer
 
@@ -245,8 +251,9 @@ async def import_residents(session: AsyncSession, vault: Vault, raw: IO[bytes]) 
         if district not in district_cache:
             district_cache[district] = (await _district_ids(session, {district})).get(district)
         try:
-            id_number, name, phone = _validate(row["id_type"], row["id_number"], row["name"],
-                                               row.get("phone"))
+            id_number, name, phone = _validate(
+                row["id_type"], row["id_number"], row["name"], row.get("phone")
+            )
         except InvalidIdNumber as exc:
             rejected.append(ImportRejection(line=line, type="invalid-id-number", detail=str(exc)))
             continue
@@ -255,8 +262,11 @@ async def import_residents(session: AsyncSession, vault: Vault, raw: IO[bytes]) 
             continue
         district_id = district_cache[district]
         if district_id is None:
-            rejected.append(ImportRejection(line=line, type="unknown-district",
-                                            detail=f"no district {district!r}"))
+            rejected.append(
+                ImportRejection(
+                    line=line, type="unknown-district", detail=f"no district {district!r}"
+                )
+            )
             continue
         batch.append((line, Registration(row["id_type"], id_number, name, phone, district_id)))
         if len(batch) >= IMPORT_BATCH:

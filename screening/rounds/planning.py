@@ -142,8 +142,11 @@ def plan_round(
             allocated[i] += share
         bottleneck: str | None = None
         if hours is None or hours > window:
-            if (round_hours < SAMPLING_WINDOW_HOURS and hours is not None
-                    and hours <= SAMPLING_WINDOW_HOURS):
+            if (
+                round_hours < SAMPLING_WINDOW_HOURS
+                and hours is not None
+                and hours <= SAMPLING_WINDOW_HOURS
+            ):
                 bottleneck = "time"
             elif district.stations >= samplers:
                 bottleneck = "samplers"
@@ -151,20 +154,37 @@ def plan_round(
                 bottleneck = "stations"
         elif district_tubes > 0 and round_tubes > lab_capacity:
             bottleneck = "labs"
-        plans.append(DistrictPlan(
-            code=district.code, population=district.population, pool_size=district.pool_size,
-            sampling_points=district.sampling_points, stations=district.stations,
-            hourly_capacity=float(district.hourly_capacity), hours_needed=hours,
-            tubes_needed=district_tubes, samplers_needed=samplers,
-            lab_allocation=[LabShare(lab.code, share)
-                            for lab, share in zip(labs, shares, strict=True) if share > 0],
-            feasible=bottleneck is None, bottleneck=bottleneck,
-        ))
+        plans.append(
+            DistrictPlan(
+                code=district.code,
+                population=district.population,
+                pool_size=district.pool_size,
+                sampling_points=district.sampling_points,
+                stations=district.stations,
+                hourly_capacity=float(district.hourly_capacity),
+                hours_needed=hours,
+                tubes_needed=district_tubes,
+                samplers_needed=samplers,
+                lab_allocation=[
+                    LabShare(lab.code, share)
+                    for lab, share in zip(labs, shares, strict=True)
+                    if share > 0
+                ],
+                feasible=bottleneck is None,
+                bottleneck=bottleneck,
+            )
+        )
     return RoundPlan(
-        round_hours=round(round_hours, 2), sampling_window_hours=round(window, 2),
-        population=sum(d.population for d in districts), tubes_needed=round_tubes,
-        samplers_needed=sum(p.samplers_needed for p in plans), lab_capacity=lab_capacity,
-        feasible=all(p.feasible for p in plans), districts=plans,
-        labs=[LabPlan(lab.code, cap, alloc)
-              for lab, cap, alloc in zip(labs, capacities, allocated, strict=True)],
+        round_hours=round(round_hours, 2),
+        sampling_window_hours=round(window, 2),
+        population=sum(d.population for d in districts),
+        tubes_needed=round_tubes,
+        samplers_needed=sum(p.samplers_needed for p in plans),
+        lab_capacity=lab_capacity,
+        feasible=all(p.feasible for p in plans),
+        districts=plans,
+        labs=[
+            LabPlan(lab.code, cap, alloc)
+            for lab, cap, alloc in zip(labs, capacities, allocated, strict=True)
+        ],
     )

@@ -5,7 +5,14 @@ from fastapi import APIRouter, Query, Response
 from screening.auth import AdminOnly, AnyRole
 from screening.db import DbSession
 from screening.rounds import service
-from screening.rounds.schemas import PlanRead, RangeCreate, RangeIssued, RangeRead, RoundCreate, RoundRead
+from screening.rounds.schemas import (
+    PlanRead,
+    RangeCreate,
+    RangeIssued,
+    RangeRead,
+    RoundCreate,
+    RoundRead,
+)
 from screening.schemas import Page, page_of, parse_cursor
 
 router = APIRouter(tags=["rounds and planning"])
@@ -19,8 +26,10 @@ async def create_round(body: RoundCreate, session: DbSession, _: AdminOnly) -> R
 
 @router.get("/rounds", response_model=Page[RoundRead])
 async def list_rounds(
-    session: DbSession, _: AnyRole,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None,
+    session: DbSession,
+    _: AnyRole,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
 ) -> Page[RoundRead]:
     """List rounds, oldest first."""
     items = await service.list_rounds(session, after=parse_cursor(cursor), limit=limit)
@@ -54,7 +63,9 @@ async def issue_barcodes(
 
 
 @router.get("/rounds/{round_id}/barcodes/{range_id}", response_model=RangeRead)
-async def read_barcodes(round_id: int, range_id: int, session: DbSession, _: AdminOnly) -> RangeRead:
+async def read_barcodes(
+    round_id: int, range_id: int, session: DbSession, _: AdminOnly
+) -> RangeRead:
     """The barcodes of one issued range."""
     return await service.read_range(session, round_id, range_id)
 
@@ -64,10 +75,13 @@ async def read_barcodes(round_id: int, range_id: int, session: DbSession, _: Adm
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 label sheet"}},
 )
-async def barcode_labels(round_id: int, range_id: int, session: DbSession, _: AdminOnly) -> Response:
+async def barcode_labels(
+    round_id: int, range_id: int, session: DbSession, _: AdminOnly
+) -> Response:
     """Printable Code 128 label sheet for one range."""
     pdf = await service.range_labels_pdf(session, round_id, range_id)
     return Response(
-        pdf, media_type="application/pdf",
+        pdf,
+        media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="labels-{round_id}-{range_id}.pdf"'},
     )

@@ -24,7 +24,9 @@ class RoundCreate(Schema):
             raise ValueError("districts must not repeat")
         strays = set(self.pool_size_by_district) - set(self.districts)
         if strays:
-            raise ValueError(f"pool_size_by_district names districts not in the round: {sorted(strays)}")
+            raise ValueError(
+                f"pool_size_by_district names districts not in the round: {sorted(strays)}"
+            )
         return self
 
 

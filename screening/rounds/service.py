@@ -33,25 +33,34 @@ class RoundClosed(Conflict):
 
 async def create_round(session: AsyncSession, body: RoundCreate) -> RoundRead:
     ids = dict(
-        (await session.execute(
-            select(District.code, District.id).where(District.code.in_(body.districts))
-        )).all()
+        (
+            await session.execute(
+                select(District.code, District.id).where(District.code.in_(body.districts))
+            )
+        ).all()
     )
     unknown = [code for code in body.districts if code not in ids]
     if unknown:
         raise NotFound(f"no district {', '.join(map(repr, unknown))}")
     round_id = await session.scalar(
         insert(Round)
-        .values(name=body.name, pool_size=body.pool_size, starts_at=body.starts_at,
-                deadline=body.deadline)
+        .values(
+            name=body.name,
+            pool_size=body.pool_size,
+            starts_at=body.starts_at,
+            deadline=body.deadline,
+        )
         .returning(Round.id)
     )
     assert round_id is not None
     await session.execute(
         insert(RoundDistrict),
         [
-            {"round_id": round_id, "district_id": ids[code],
-             "pool_size": body.pool_size_by_district.get(code, body.pool_size)}
+            {
+                "round_id": round_id,
+                "district_id": ids[code],
+                "pool_size": body.pool_size_by_district.get(code, body.pool_size),
+            }
             for code in body.districts
         ],
     )
@@ -71,25 +80,35 @@ async def read_round(session: AsyncSession, round_id: int) -> RoundRead:
         )
     ).all()
     return RoundRead(
-        id=rnd.id, name=rnd.name, pool_size=rnd.pool_size, status=rnd.status,
-        districts=[code for code, _ in rows], starts_at=rnd.starts_at, deadline=rnd.deadline,
+        id=rnd.id,
+        name=rnd.name,
+        pool_size=rnd.pool_size,
+        status=rnd.status,
+        districts=[code for code, _ in rows],
+        starts_at=rnd.starts_at,
+        deadline=rnd.deadline,
         pool_size_by_district={code: size for code, size in rows if size != rnd.pool_size},
-        created_at=rnd.created_at, closed_at=rnd.closed_at,
+        created_at=rnd.created_at,
+        closed_at=rnd.closed_at,
     )
 
 
 async def list_rounds(session: AsyncSession, *, after: int, limit: int) -> list[RoundRead]:
-    ids = (await session.scalars(
-        select(Round.id).where(Round.id > after).order_by(Round.id).limit(limit)
-    )).all()
+    ids = (
+        await session.scalars(
+            select(Round.id).where(Round.id > after).order_by(Round.id).limit(limit)
+        )
+    ).all()
     return [await read_round(session, round_id) for round_id in ids]
 
 
 async def close_round(session: AsyncSession, round_id: int) -> RoundRead:
     """No more sampling: later scans answer ``round-closed``."""
     closed = await session.scalar(
-        update(Round).where(Round.id == round_id, Round.status == "open")
-        .values(status="closed", closed_at=datetime.now(UTC)).returning(Round.id)
+        update(Round)
+        .where(Round.id == round_id, Round.status == "open")
+        .values(status="closed", closed_at=datetime.now(UTC))
+        .returning(Round.id)
     )
     if closed is None:
         await read_round(session, round_id)  # 404 when it does not exist
@@ -103,7 +122,10 @@ async def plan_round(session: AsyncSession, round_id: int) -> PlanRead:
     district_rows = (
         await session.execute(
             select(
-                District.code, District.name, District.population, RoundDistrict.pool_size,
+                District.code,
+                District.name,
+                District.population,
+                RoundDistrict.pool_size,
                 func.count(SamplingPoint.id),
                 func.coalesce(func.sum(SamplingPoint.stations), 0),
                 func.coalesce(
@@ -117,13 +139,20 @@ async def plan_round(session: AsyncSession, round_id: int) -> PlanRead:
             .order_by(District.code)
         )
     ).all()
-    labs = (await session.execute(select(Lab.code, Lab.daily_capacity_tubes).order_by(Lab.id))).all()
+    labs = (
+        await session.execute(select(Lab.code, Lab.daily_capacity_tubes).order_by(Lab.id))
+    ).all()
     names = {code: name for code, name, *_ in district_rows}
     plan = planning.plan_round(
         [
-            planning.DistrictInput(code=code, population=population, sampling_points=points,
-                                   stations=int(stations), hourly_capacity=float(hourly),
-                                   pool_size=pool_size)
+            planning.DistrictInput(
+                code=code,
+                population=population,
+                sampling_points=points,
+                stations=int(stations),
+                hourly_capacity=float(hourly),
+                pool_size=pool_size,
+            )
             for code, _, population, pool_size, points, stations, hourly in district_rows
         ],
         [planning.LabInput(code=code, daily_capacity_tubes=cap) for code, cap in labs],
@@ -141,17 +170,26 @@ async def plan_round(session: AsyncSession, round_id: int) -> PlanRead:
         feasible=plan.feasible,
         districts=[
             DistrictPlanRead(
-                district=d.code, name=names[d.code], population=d.population,
-                pool_size=d.pool_size, sampling_points=d.sampling_points, stations=d.stations,
-                hourly_capacity=d.hourly_capacity, hours_needed=d.hours_needed,
-                tubes_needed=d.tubes_needed, samplers_needed=d.samplers_needed,
+                district=d.code,
+                name=names[d.code],
+                population=d.population,
+                pool_size=d.pool_size,
+                sampling_points=d.sampling_points,
+                stations=d.stations,
+                hourly_capacity=d.hourly_capacity,
+                hours_needed=d.hours_needed,
+                tubes_needed=d.tubes_needed,
+                samplers_needed=d.samplers_needed,
                 lab_allocation=[LabShareRead(lab=s.lab, tubes=s.tubes) for s in d.lab_allocation],
-                feasible=d.feasible, bottleneck=d.bottleneck,
+                feasible=d.feasible,
+                bottleneck=d.bottleneck,
             )
             for d in plan.districts
         ],
-        labs=[LabPlanRead(lab=lab.lab, capacity=lab.capacity, allocated=lab.allocated)
-              for lab in plan.labs],
+        labs=[
+            LabPlanRead(lab=lab.lab, capacity=lab.capacity, allocated=lab.allocated)
+            for lab in plan.labs
+        ],
     )
 
 
@@ -173,14 +211,22 @@ async def issue_range(session: AsyncSession, round_id: int, body: RangeCreate) -
     first = int(last or 0) + 1
     range_id = await session.scalar(
         insert(BarcodeRange)
-        .values(round_id=round_id, sampling_point_id=point_id, first_serial=first,
-                last_serial=first + body.count - 1)
+        .values(
+            round_id=round_id,
+            sampling_point_id=point_id,
+            first_serial=first,
+            last_serial=first + body.count - 1,
+        )
         .returning(BarcodeRange.id)
     )
     assert range_id is not None
-    return RangeIssued(range_id=range_id, sampling_point=body.sampling_point,
-                       first=format_barcode(first), last=format_barcode(first + body.count - 1),
-                       count=body.count)
+    return RangeIssued(
+        range_id=range_id,
+        sampling_point=body.sampling_point,
+        first=format_barcode(first),
+        last=format_barcode(first + body.count - 1),
+        count=body.count,
+    )
 
 
 async def read_range(session: AsyncSession, round_id: int, range_id: int) -> RangeRead:
@@ -195,8 +241,11 @@ async def read_range(session: AsyncSession, round_id: int, range_id: int) -> Ran
         raise NotFound(f"no barcode range {range_id} in round {round_id}")
     first, last, point = row
     return RangeRead(
-        range_id=range_id, sampling_point=point, first=format_barcode(first),
-        last=format_barcode(last), count=last - first + 1,
+        range_id=range_id,
+        sampling_point=point,
+        first=format_barcode(first),
+        last=format_barcode(last),
+        count=last - first + 1,
         barcodes=[format_barcode(s) for s in range(first, last + 1)],
     )
 

@@ -50,7 +50,9 @@ class Sample(Base):
     """One person's swab in one tube (``position`` is the tube's count after it)."""
 
     __tablename__ = "samples"
-    __table_args__ = (UniqueConstraint("tube_serial", "resident_id", name="uq_samples_tube_resident"),)
+    __table_args__ = (
+        UniqueConstraint("tube_serial", "resident_id", name="uq_samples_tube_resident"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))

@@ -21,13 +21,20 @@ async def take_sample(
 ) -> SampleTaken:
     """Put one resident's swab into a tube (a full tube seals itself)."""
     return await service.take_sample(
-        session, principal, round_id=round_id, tube=body.tube,
-        resident_code=body.resident_code, kind=body.kind, event_id=body.event_id,
+        session,
+        principal,
+        round_id=round_id,
+        tube=body.tube,
+        resident_code=body.resident_code,
+        kind=body.kind,
+        event_id=body.event_id,
     )
 
 
 @router.post("/rounds/{round_id}/tubes/{tube}/seal", response_model=TubeSealed)
-async def seal_tube(round_id: int, tube: str, session: DbSession, principal: AdminOrSampler) -> TubeSealed:
+async def seal_tube(
+    round_id: int, tube: str, session: DbSession, principal: AdminOrSampler
+) -> TubeSealed:
     """Seal a tube by hand (before it is full)."""
     return await service.seal_tube(session, principal, round_id=round_id, tube=tube)
 

@@ -74,8 +74,9 @@ def parse_tube(barcode: str) -> int:
     try:
         return parse_barcode(barcode)
     except BadBarcodeValue as exc:
-        raise BadBarcode(f"tube {barcode!r}: {exc}",
-                         errors=[{"loc": ["body", "tube"], "msg": str(exc)}]) from None
+        raise BadBarcode(
+            f"tube {barcode!r}: {exc}", errors=[{"loc": ["body", "tube"], "msg": str(exc)}]
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,7 @@ _TAKE_SLOT = text(
 
 _WHY_REFUSED = text(
     """
-    SELECT t.kind, t.state, t.count, t.capacity,
+    SELECT t.kind, t.state, t.count AS tube_count, t.capacity,
            EXISTS (SELECT 1 FROM samples s WHERE s.tube_serial = t.serial
                    AND s.resident_id = :resident_id) AS member
     FROM tubes t WHERE t.serial = :serial
@@ -175,7 +176,9 @@ async def claim_event(
     )
     if claimed is not None:
         return None
-    previous = (await session.execute(_REPLAY, {"round_id": round_id, "event_id": event_id})).first()
+    previous = (
+        await session.execute(_REPLAY, {"round_id": round_id, "event_id": event_id})
+    ).first()
     assert previous is not None
     if previous.type != type_:
         raise EventReused(f"event {event_id!r} was a {previous.type} event")
@@ -221,9 +224,13 @@ async def take_sample(
     if event_id is not None:
         previous = await claim_event(session, round_id, event_id, "sample", serial)
         if previous is not None:
-            return SampleTaken(tube=previous.barcode, kind=previous.kind, count=previous.position,
-                               capacity=previous.capacity,
-                               full=previous.position >= previous.capacity)
+            return SampleTaken(
+                tube=previous.barcode,
+                kind=previous.kind,
+                count=previous.position,
+                capacity=previous.capacity,
+                full=previous.position >= previous.capacity,
+            )
     if ctx.round_status != "open":
         raise RoundClosed(f"round {round_id} is closed")
     if ctx.resident_id is None:
@@ -232,35 +239,54 @@ async def take_sample(
         assert ctx.district_pool is not None
         await session.execute(
             _CREATE_TUBE,
-            {"serial": serial, "barcode": barcode, "round_id": round_id, "point": point,
-             "kind": tube_kind.value, "capacity": capacity_for(tube_kind, ctx.district_pool)},
+            {
+                "serial": serial,
+                "barcode": barcode,
+                "round_id": round_id,
+                "point": point,
+                "kind": tube_kind.value,
+                "capacity": capacity_for(tube_kind, ctx.district_pool),
+            },
         )
-    params = {"serial": serial, "round_id": round_id, "resident_id": ctx.resident_id,
-              "kind": tube_kind.value}
+    params = {
+        "serial": serial,
+        "round_id": round_id,
+        "resident_id": ctx.resident_id,
+        "kind": tube_kind.value,
+    }
     row = (await session.execute(_TAKE_SLOT, params)).first()
     if row is None:
         raise await _refusal(session, serial, barcode, ctx.resident_id, tube_kind)
     if event_id is not None:
         await session.execute(
-            text("UPDATE applied_events SET sample_id = :sample_id"
-                 " WHERE round_id = :round_id AND event_id = :event_id"),
+            text(
+                "UPDATE applied_events SET sample_id = :sample_id"
+                " WHERE round_id = :round_id AND event_id = :event_id"
+            ),
             {"sample_id": row.id, "round_id": round_id, "event_id": event_id},
         )
-    return SampleTaken(tube=barcode, kind=tube_kind.value, count=row.position,
-                       capacity=row.capacity, full=row.position >= row.capacity)
+    return SampleTaken(
+        tube=barcode,
+        kind=tube_kind.value,
+        count=row.position,
+        capacity=row.capacity,
+        full=row.position >= row.capacity,
+    )
 
 
 async def _refusal(
     session: AsyncSession, serial: int, barcode: str, resident_id: int, kind: TubeKind
 ) -> Conflict:
     """Why the slot could not be taken (the caller raises it and the request rolls back)."""
-    why = (await session.execute(_WHY_REFUSED, {"serial": serial, "resident_id": resident_id})).one()
+    why = (
+        await session.execute(_WHY_REFUSED, {"serial": serial, "resident_id": resident_id})
+    ).one()
     if why.member:
         return AlreadyInTube(f"this person is already in tube {barcode}")
     if why.kind != kind.value:
         return TubeKindMismatch(f"tube {barcode} is a {why.kind} tube")
-    if why.count >= why.capacity:
-        return TubeFull(f"tube {barcode} already holds {why.count} of {why.capacity}")
+    if why.tube_count >= why.capacity:
+        return TubeFull(f"tube {barcode} already holds {why.tube_count} of {why.capacity}")
     return TubeSealedError(f"tube {barcode} is {why.state}")
 
 
@@ -274,7 +300,11 @@ _SEAL = text(
 
 
 async def seal_tube(
-    session: AsyncSession, principal: Principal, *, round_id: int, tube: str,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    round_id: int,
+    tube: str,
     event_id: str | None = None,
 ) -> TubeSealed:
     """Seal by hand. Sealing an already sealed tube answers as the first time did."""
@@ -282,9 +312,11 @@ async def seal_tube(
     barcode = format_barcode(serial)
     row = (
         await session.execute(
-            text("SELECT t.round_id, t.sampling_point_id, t.state, t.count,"
-                 " (SELECT status FROM rounds WHERE id = :round_id) AS round_status"
-                 " FROM tubes t WHERE t.serial = :serial FOR UPDATE"),
+            text(
+                "SELECT t.round_id, t.sampling_point_id, t.state, t.count AS tube_count,"
+                " (SELECT status FROM rounds WHERE id = :round_id) AS round_status"
+                " FROM tubes t WHERE t.serial = :serial FOR UPDATE"
+            ),
             {"serial": serial, "round_id": round_id},
         )
     ).first()
@@ -296,7 +328,7 @@ async def seal_tube(
         if previous is not None:
             return TubeSealed(tube=barcode, count=previous.tube_count)
     if row.state == "sealed":
-        return TubeSealed(tube=barcode, count=row.count)
+        return TubeSealed(tube=barcode, count=row.tube_count)
     if row.state != "open":
         raise TubeSealedError(f"tube {barcode} is already {row.state}")
     if row.round_status != "open":
@@ -309,7 +341,7 @@ async def seal_tube(
 
 _TUBE = text(
     """
-    SELECT t.barcode, t.round_id, t.kind, t.state, t.count, t.capacity, t.opened_at,
+    SELECT t.barcode, t.round_id, t.kind, t.state, t.count AS tube_count, t.capacity, t.opened_at,
            t.sealed_at, t.received_at, t.sampling_point_id, sp.code AS point_code,
            sp.address AS point_address, b.barcode AS box, l.code AS lab
     FROM tubes t
@@ -339,15 +371,28 @@ async def read_tube(
         raise NotFound(f"tube {format_barcode(serial)} has no sample in round {round_id}")
     check_scope(principal, row.sampling_point_id)
     members = [
-        MemberRead(position=m.position, resident_code=m.code, sampled_at=m.sampled_at,
-                   name_masked=mask_name(vault.decrypt(m.name_enc)),
-                   id_masked=mask_id_number(vault.decrypt(m.id_enc)))
+        MemberRead(
+            position=m.position,
+            resident_code=m.code,
+            sampled_at=m.sampled_at,
+            name_masked=mask_name(vault.decrypt(m.name_enc)),
+            id_masked=mask_id_number(vault.decrypt(m.id_enc)),
+        )
         for m in (await session.execute(_TUBE_MEMBERS, {"serial": serial})).all()
     ]
     return TubeRead(
-        tube=row.barcode, round_id=row.round_id, kind=row.kind, state=row.state, count=row.count,
-        capacity=row.capacity, sampling_point=row.point_code,
-        sampling_point_address=row.point_address, opened_at=row.opened_at,
-        sealed_at=row.sealed_at, box=row.box, lab=row.lab, received_at=row.received_at,
+        tube=row.barcode,
+        round_id=row.round_id,
+        kind=row.kind,
+        state=row.state,
+        count=row.tube_count,
+        capacity=row.capacity,
+        sampling_point=row.point_code,
+        sampling_point_address=row.point_address,
+        opened_at=row.opened_at,
+        sealed_at=row.sealed_at,
+        box=row.box,
+        lab=row.lab,
+        received_at=row.received_at,
         members=members,
     )

@@ -92,7 +92,8 @@ _CLAIM = text(
     RETURNING event_id
     """
 ).bindparams(
-    bindparam("event_ids", type_=ARRAY(TEXT)), bindparam("types", type_=ARRAY(TEXT)),
+    bindparam("event_ids", type_=ARRAY(TEXT)),
+    bindparam("types", type_=ARRAY(TEXT)),
     bindparam("serials", type_=ARRAY(BIGINT)),
 )
 
@@ -119,14 +120,17 @@ _CREATE_TUBES = text(
     ON CONFLICT (serial) DO NOTHING
     """
 ).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)), bindparam("check_digits", type_=ARRAY(TEXT)),
-    bindparam("points", type_=ARRAY(INTEGER)), bindparam("kinds", type_=ARRAY(TEXT)),
+    bindparam("serials", type_=ARRAY(BIGINT)),
+    bindparam("check_digits", type_=ARRAY(TEXT)),
+    bindparam("points", type_=ARRAY(INTEGER)),
+    bindparam("kinds", type_=ARRAY(TEXT)),
     bindparam("capacities", type_=ARRAY(INTEGER)),
 )
 
 _LOCK_TUBES = text(
     """
-    SELECT serial, barcode, round_id, sampling_point_id, kind, capacity, count, state
+    SELECT serial, barcode, round_id, sampling_point_id, kind, capacity, count AS tube_count,
+           state
     FROM tubes WHERE serial = ANY(:serials) ORDER BY serial FOR UPDATE
     """
 ).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
@@ -148,8 +152,10 @@ _INSERT_SAMPLES = text(
     RETURNING id, tube_serial, resident_id
     """
 ).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)), bindparam("residents", type_=ARRAY(BIGINT)),
-    bindparam("kinds", type_=ARRAY(TEXT)), bindparam("positions", type_=ARRAY(INTEGER)),
+    bindparam("serials", type_=ARRAY(BIGINT)),
+    bindparam("residents", type_=ARRAY(BIGINT)),
+    bindparam("kinds", type_=ARRAY(TEXT)),
+    bindparam("positions", type_=ARRAY(INTEGER)),
     bindparam("ats", type_=ARRAY(TIMESTAMP(timezone=True))),
 )
 
@@ -162,7 +168,8 @@ _UPDATE_TUBES = text(
     WHERE t.serial = u.serial
     """
 ).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)), bindparam("counts", type_=ARRAY(INTEGER)),
+    bindparam("serials", type_=ARRAY(BIGINT)),
+    bindparam("counts", type_=ARRAY(INTEGER)),
     bindparam("states", type_=ARRAY(TEXT)),
     bindparam("sealed_ats", type_=ARRAY(TIMESTAMP(timezone=True))),
 )
@@ -173,7 +180,9 @@ _LINK_EVENTS = text(
     FROM unnest(:event_ids, :sample_ids) AS u(event_id, sample_id)
     WHERE e.round_id = :round_id AND e.event_id = u.event_id
     """
-).bindparams(bindparam("event_ids", type_=ARRAY(TEXT)), bindparam("sample_ids", type_=ARRAY(BIGINT)))
+).bindparams(
+    bindparam("event_ids", type_=ARRAY(TEXT)), bindparam("sample_ids", type_=ARRAY(BIGINT))
+)
 
 _RELEASE = text(
     "DELETE FROM applied_events WHERE round_id = :round_id AND event_id = ANY(:event_ids)"
@@ -183,7 +192,9 @@ _RELEASE = text(
 async def apply_sync(
     session: AsyncSession, principal: Principal, round_id: int, raw_events: list[SyncEvent]
 ) -> SyncAnswer:
-    status = await session.scalar(text("SELECT status FROM rounds WHERE id = :id"), {"id": round_id})
+    status = await session.scalar(
+        text("SELECT status FROM rounds WHERE id = :id"), {"id": round_id}
+    )
     if status is None:
         raise NotFound(f"no round {round_id}")
     now = datetime.now(UTC)
@@ -203,10 +214,17 @@ async def apply_sync(
         return SyncAnswer(applied=0, duplicates=outcome.duplicates, rejected=outcome.rejected)
 
     claimed = set(
-        (await session.scalars(_CLAIM, {
-            "round_id": round_id, "event_ids": [e.event_id for e in events],
-            "types": [e.type for e in events], "serials": [e.serial for e in events],
-        })).all()
+        (
+            await session.scalars(
+                _CLAIM,
+                {
+                    "round_id": round_id,
+                    "event_ids": [e.event_id for e in events],
+                    "types": [e.type for e in events],
+                    "serials": [e.serial for e in events],
+                },
+            )
+        ).all()
     )
     outcome.duplicates += len(events) - len(claimed)
     events = [e for e in events if e.event_id in claimed]
@@ -217,9 +235,13 @@ async def apply_sync(
         return SyncAnswer(applied=0, duplicates=outcome.duplicates, rejected=outcome.rejected)
 
     tubes = await _lock_tubes(session, round_id, events)
-    residents = dict((await session.execute(
-        _RESIDENTS, {"codes": sorted({e.resident_code for e in events if e.resident_code})}
-    )).all())
+    residents: dict[str, int] = dict(
+        (
+            await session.execute(
+                _RESIDENTS, {"codes": sorted({e.resident_code for e in events if e.resident_code})}
+            )
+        ).all()
+    )
 
     new_samples: list[tuple[_Event, int, int]] = []  # event, resident id, position
     touched: dict[int, datetime | None] = {}
@@ -252,13 +274,23 @@ async def apply_sync(
 
 
 def _check(
-    event: _Event, slots: TubeSlots | None, point: int | None, principal: Principal,
-    residents: dict[str, int], round_id: int,
+    event: _Event,
+    slots: TubeSlots | None,
+    point: int | None,
+    principal: Principal,
+    residents: dict[str, int],
+    round_id: int,
 ) -> tuple[str, str] | None:
     if slots is None:
         if event.type == "seal":
-            return "tube-empty", f"tube {format_barcode(event.serial)} holds no sample in round {round_id}"
-        return "bad-barcode", f"tube {format_barcode(event.serial)} was not issued for round {round_id}"
+            return (
+                "tube-empty",
+                f"tube {format_barcode(event.serial)} holds no sample in round {round_id}",
+            )
+        return (
+            "bad-barcode",
+            f"tube {format_barcode(event.serial)} was not issued for round {round_id}",
+        )
     if principal.role == "sampler" and principal.sampling_point_id != point:
         return "forbidden", f"tube {slots.barcode} belongs to another sampling point"
     if event.type == "sample" and (event.resident_code or "") not in residents:
@@ -271,29 +303,43 @@ async def _lock_tubes(
 ) -> dict[int, tuple[TubeSlots, int]]:
     """Every tube of the batch, created if new, locked, with its members."""
     serials = sorted({e.serial for e in events})
-    ranges = {row.serial: row for row in (await session.execute(
-        _RANGES, {"round_id": round_id, "serials": serials})).all()}
+    ranges = {
+        row.serial: row
+        for row in (
+            await session.execute(_RANGES, {"round_id": round_id, "serials": serials})
+        ).all()
+    }
     first_kind: dict[int, TubeKind] = {}
     for event in events:
         if event.type == "sample":
             first_kind.setdefault(event.serial, event.kind)
     fresh = [s for s in serials if s in ranges and s in first_kind]
     if fresh:
-        await session.execute(_CREATE_TUBES, {
-            "round_id": round_id, "serials": fresh,
-            "check_digits": [format_barcode(s)[-1] for s in fresh],
-            "points": [ranges[s].point for s in fresh],
-            "kinds": [first_kind[s].value for s in fresh],
-            "capacities": [capacity_for(first_kind[s], ranges[s].pool) for s in fresh],
-        })
+        await session.execute(
+            _CREATE_TUBES,
+            {
+                "round_id": round_id,
+                "serials": fresh,
+                "check_digits": [format_barcode(s)[-1] for s in fresh],
+                "points": [ranges[s].point for s in fresh],
+                "kinds": [first_kind[s].value for s in fresh],
+                "capacities": [capacity_for(first_kind[s], ranges[s].pool) for s in fresh],
+            },
+        )
     rows = (await session.execute(_LOCK_TUBES, {"serials": serials})).all()
     members: dict[int, set[int]] = {}
-    for tube_serial, resident_id in (await session.execute(_MEMBERS, {"serials": serials})):
+    for tube_serial, resident_id in await session.execute(_MEMBERS, {"serials": serials}):
         members.setdefault(tube_serial, set()).add(resident_id)
     return {
         row.serial: (
-            TubeSlots(row.barcode, TubeKind(row.kind), row.capacity, row.count,
-                      TubeState(row.state), members.get(row.serial, set())),
+            TubeSlots(
+                row.barcode,
+                TubeKind(row.kind),
+                row.capacity,
+                row.tube_count,
+                TubeState(row.state),
+                members.get(row.serial, set()),
+            ),
             row.sampling_point_id,
         )
         for row in rows
@@ -302,32 +348,46 @@ async def _lock_tubes(
 
 
 async def _write(
-    session: AsyncSession, round_id: int, tubes: dict[int, tuple[TubeSlots, int]],
-    new_samples: list[tuple[_Event, int, int]], touched: dict[int, datetime | None],
+    session: AsyncSession,
+    round_id: int,
+    tubes: dict[int, tuple[TubeSlots, int]],
+    new_samples: list[tuple[_Event, int, int]],
+    touched: dict[int, datetime | None],
 ) -> None:
     if new_samples:
-        rows = (await session.execute(_INSERT_SAMPLES, {
-            "round_id": round_id,
-            "serials": [e.serial for e, _, _ in new_samples],
-            "residents": [r for _, r, _ in new_samples],
-            "kinds": [e.kind.value for e, _, _ in new_samples],
-            "positions": [p for _, _, p in new_samples],
-            "ats": [e.at for e, _, _ in new_samples],
-        })).all()
+        rows = (
+            await session.execute(
+                _INSERT_SAMPLES,
+                {
+                    "round_id": round_id,
+                    "serials": [e.serial for e, _, _ in new_samples],
+                    "residents": [r for _, r, _ in new_samples],
+                    "kinds": [e.kind.value for e, _, _ in new_samples],
+                    "positions": [p for _, _, p in new_samples],
+                    "ats": [e.at for e, _, _ in new_samples],
+                },
+            )
+        ).all()
         ids = {(row.tube_serial, row.resident_id): row.id for row in rows}
-        await session.execute(_LINK_EVENTS, {
-            "round_id": round_id,
-            "event_ids": [e.event_id for e, _, _ in new_samples],
-            "sample_ids": [ids[(e.serial, r)] for e, r, _ in new_samples],
-        })
+        await session.execute(
+            _LINK_EVENTS,
+            {
+                "round_id": round_id,
+                "event_ids": [e.event_id for e, _, _ in new_samples],
+                "sample_ids": [ids[(e.serial, r)] for e, r, _ in new_samples],
+            },
+        )
     if touched:
         serials = sorted(touched)
-        await session.execute(_UPDATE_TUBES, {
-            "serials": serials,
-            "counts": [tubes[s][0].count for s in serials],
-            "states": [tubes[s][0].state.value for s in serials],
-            "sealed_ats": [touched[s] for s in serials],
-        })
+        await session.execute(
+            _UPDATE_TUBES,
+            {
+                "serials": serials,
+                "counts": [tubes[s][0].count for s in serials],
+                "states": [tubes[s][0].state.value for s in serials],
+                "sealed_ats": [touched[s] for s in serials],
+            },
+        )
 
 
 async def _release(session: AsyncSession, round_id: int, event_ids: list[str]) -> None:

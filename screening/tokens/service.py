@@ -55,7 +55,9 @@ async def create_token(
     if role == "sampler":
         if not sampling_point or lab:
             raise Unprocessable("a sampler token names one sampling_point (and no lab)")
-        point_id = await session.scalar(select(SamplingPoint.id).where(SamplingPoint.code == sampling_point))
+        point_id = await session.scalar(
+            select(SamplingPoint.id).where(SamplingPoint.code == sampling_point)
+        )
         if point_id is None:
             raise NotFound(f"no sampling point {sampling_point!r}")
     elif role == "lab":
@@ -69,13 +71,19 @@ async def create_token(
     token = secrets.token_urlsafe(32)
     token_id = await session.scalar(
         insert(ApiToken)
-        .values(token_hash=hash_token(token), role=role, sampling_point_id=point_id,
-                lab_id=lab_id, label=label)
+        .values(
+            token_hash=hash_token(token),
+            role=role,
+            sampling_point_id=point_id,
+            lab_id=lab_id,
+            label=label,
+        )
         .returning(ApiToken.id)
     )
     assert token_id is not None
-    return IssuedToken(token, token_id, role, sampling_point if point_id else None,
-                       lab if lab_id else None, label)
+    return IssuedToken(
+        token, token_id, role, sampling_point if point_id else None, lab if lab_id else None, label
+    )
 
 
 class TokenCache:

@@ -94,8 +94,9 @@ async def pack_box(session: AsyncSession, principal: Principal, body: BoxCreate)
     if box_id is None:
         raise Duplicate(f"box {body.barcode} is already in use (packed or on its way)")
     await session.execute(
-        text("UPDATE tubes SET state = 'packed', box_id = :box_id WHERE serial = ANY(:serials)")
-        .bindparams(bindparam("serials", type_=ARRAY(BIGINT))),
+        text(
+            "UPDATE tubes SET state = 'packed', box_id = :box_id WHERE serial = ANY(:serials)"
+        ).bindparams(bindparam("serials", type_=ARRAY(BIGINT))),
         {"box_id": box_id, "serials": serials},
     )
     return await read_box(session, principal, body.barcode)
@@ -113,7 +114,7 @@ async def _box_tubes(session: AsyncSession, box_id: int) -> list[tuple[int, str,
         text("SELECT serial, barcode, state FROM tubes WHERE box_id = :box_id ORDER BY serial"),
         {"box_id": box_id},
     )
-    return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+    return [(serial, code, state) for serial, code, state in rows.all()]
 
 
 async def read_box(session: AsyncSession, principal: Principal, barcode: str) -> BoxRead:
@@ -123,9 +124,16 @@ async def read_box(session: AsyncSession, principal: Principal, barcode: str) ->
     if principal.role == "lab" and box.lab_id != principal.lab_id:
         raise Forbidden("this box goes to another lab")
     tubes = await _box_tubes(session, box.id)
-    return BoxRead(barcode=box.barcode, lab=box.lab, sampling_point=box.sampling_point,
-                   state=box.state, tubes=[code for _, code, _ in tubes], packed_at=box.packed_at,
-                   dispatched_at=box.dispatched_at, received_at=box.received_at)
+    return BoxRead(
+        barcode=box.barcode,
+        lab=box.lab,
+        sampling_point=box.sampling_point,
+        state=box.state,
+        tubes=[code for _, code, _ in tubes],
+        packed_at=box.packed_at,
+        dispatched_at=box.dispatched_at,
+        received_at=box.received_at,
+    )
 
 
 async def dispatch_box(session: AsyncSession, principal: Principal, barcode: str) -> BoxRead:
@@ -171,8 +179,9 @@ async def receive_box(
     await session.execute(
         text("""UPDATE tubes SET state = 'received', received_at = now(), lab_id = :lab_id
                 WHERE box_id = :box_id AND serial = ANY(:serials)
-                AND state IN ('packed', 'in_transit')""")
-        .bindparams(bindparam("serials", type_=ARRAY(BIGINT))),
+                AND state IN ('packed', 'in_transit')""").bindparams(
+            bindparam("serials", type_=ARRAY(BIGINT))
+        ),
         {"lab_id": box.lab_id, "box_id": box.id, "serials": arriving},
     )
     await session.execute(
@@ -182,5 +191,9 @@ async def receive_box(
     )
     after = await _box_tubes(session, box.id)
     missing = [code for _, code, state in after if state in ("packed", "in_transit")]
-    return BoxReceipt(expected=len(after), received=len(after) - len(missing), missing=missing,
-                      unexpected=unexpected)
+    return BoxReceipt(
+        expected=len(after),
+        received=len(after) - len(missing),
+        missing=missing,
+        unexpected=unexpected,
+    )

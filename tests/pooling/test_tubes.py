@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,27 +70,36 @@ class TestSealing:
 
 class TestLifecycle:
     def test_the_lifecycle_runs_forward_only(self):
-        path = [TubeState.OPEN, TubeState.SEALED, TubeState.PACKED, TubeState.IN_TRANSIT,
-                TubeState.RECEIVED, TubeState.RESULTED]
-        for current, following in zip(path, path[1:], strict=False):
+        path = [
+            TubeState.OPEN,
+            TubeState.SEALED,
+            TubeState.PACKED,
+            TubeState.IN_TRANSIT,
+            TubeState.RECEIVED,
+            TubeState.RESULTED,
+        ]
+        for current, following in itertools.pairwise(path):
             assert can_move(current, following)
             assert not can_move(following, current)
 
 
 class TestStanding:
-    @pytest.mark.parametrize(("samples", "status"), [
-        ([], "pending"),
-        ([("pool", None)], "pending"),
-        ([("pool", "negative")], "negative"),
-        ([("pool", "positive")], "retest"),
-        ([("pool", "suspicious")], "retest"),
-        ([("pool", "invalid")], "invalid"),
-        ([("pool", "positive"), ("single", None)], "retest"),
-        ([("pool", "positive"), ("single", "negative")], "negative"),
-        ([("pool", "positive"), ("single", "positive")], "positive"),
-        ([("pool", "positive"), ("single", "invalid")], "invalid"),
-        ([("pool", "positive"), ("single", "invalid"), ("single", "negative")], "negative"),
-        ([("single", "positive")], "positive"),
-    ])
+    @pytest.mark.parametrize(
+        ("samples", "status"),
+        [
+            ([], "pending"),
+            ([("pool", None)], "pending"),
+            ([("pool", "negative")], "negative"),
+            ([("pool", "positive")], "retest"),
+            ([("pool", "suspicious")], "retest"),
+            ([("pool", "invalid")], "invalid"),
+            ([("pool", "positive"), ("single", None)], "retest"),
+            ([("pool", "positive"), ("single", "negative")], "negative"),
+            ([("pool", "positive"), ("single", "positive")], "positive"),
+            ([("pool", "positive"), ("single", "invalid")], "invalid"),
+            ([("pool", "positive"), ("single", "invalid"), ("single", "negative")], "negative"),
+            ([("single", "positive")], "positive"),
+        ],
+    )
     def test_a_residents_status_reads_from_all_their_samples(self, samples, status):
         assert resident_status(SampleOutcome(k, c) for k, c in samples) == status

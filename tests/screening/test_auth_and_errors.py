@@ -7,9 +7,10 @@ import pytest
 
 class TestTokens:
     async def test_no_token_is_unauthenticated(self, scene):
-        r = await scene.client.post(f"/rounds/{scene.round_id}/samples",
-                                    json={"tube": scene.barcodes["P1"][0],
-                                          "resident_code": scene.codes[0]})
+        r = await scene.client.post(
+            f"/rounds/{scene.round_id}/samples",
+            json={"tube": scene.barcodes["P1"][0], "resident_code": scene.codes[0]},
+        )
         assert (r.status_code, r.json()["type"]) == (401, "unauthenticated")
         assert r.headers["content-type"] == "application/problem+json"
 
@@ -25,10 +26,14 @@ class TestTokens:
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, range(1))
         assert (await scene.sample(tube, scene.codes[1], who="P2")).status_code == 403
-        assert (await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                       headers=scene.tokens["P2"])).status_code == 403
-        assert (await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None,
-                                 "P2")).status_code == 403
+        assert (
+            await scene.client.get(
+                f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["P2"]
+            )
+        ).status_code == 403
+        assert (
+            await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None, "P2")
+        ).status_code == 403
 
     async def test_a_sampler_cannot_scan_an_unused_tube_of_another_point(self, scene):
         r = await scene.sample(scene.barcodes["P1"][0], scene.codes[0], who="P2")
@@ -40,8 +45,9 @@ class TestTokens:
 
     async def test_a_sampler_token_must_name_a_known_point(self, scene):
         assert (await scene.post("/tokens", {"role": "sampler"})).status_code == 422
-        assert (await scene.post("/tokens", {"role": "sampler",
-                                             "sampling_point": "NOPE"})).status_code == 404
+        assert (
+            await scene.post("/tokens", {"role": "sampler", "sampling_point": "NOPE"})
+        ).status_code == 404
 
     async def test_tokens_are_stored_hashed(self, scene, db_session):
         from sqlalchemy import text
@@ -68,9 +74,11 @@ class TestProblems:
         assert (r.status_code, r.json()["type"]) == (404, "not-found")
 
     async def test_malformed_json_is_an_invalid_request(self, scene):
-        r = await scene.client.post("/districts", content=b"{nope",
-                                    headers={**scene.tokens["admin"],
-                                             "content-type": "application/json"})
+        r = await scene.client.post(
+            "/districts",
+            content=b"{nope",
+            headers={**scene.tokens["admin"], "content-type": "application/json"},
+        )
         assert (r.status_code, r.json()["type"]) == (422, "invalid-request")
 
     @pytest.mark.parametrize("size", [10_000])
@@ -84,14 +92,16 @@ class TestProblems:
         app = create_app(settings.model_copy(update={"max_body_bytes": 1000}), engine=engine)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as c:
-            r = await c.post("/results/query", content=b"x" * size,
-                             headers={"content-type": "application/json"})
+            r = await c.post(
+                "/results/query", content=b"x" * size, headers={"content-type": "application/json"}
+            )
             assert (r.status_code, r.json()["type"]) == (413, "payload-too-large")
 
             async def chunks():
                 for _ in range(size // 100):
                     yield b"x" * 100
 
-            r = await c.post("/results/query", content=chunks(),
-                             headers={"content-type": "application/json"})
+            r = await c.post(
+                "/results/query", content=chunks(), headers={"content-type": "application/json"}
+            )
             assert (r.status_code, r.json()["type"]) == (413, "payload-too-large")

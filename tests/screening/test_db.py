@@ -26,9 +26,12 @@ class TestMigrations:
             async with engine.begin() as conn:
                 await migrate(conn)
                 await downgrade(conn, "base")
-                tables = await conn.scalar(text(
-                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-                    " AND tablename <> 'alembic_version'"))
+                tables = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                        " AND tablename <> 'alembic_version'"
+                    )
+                )
                 assert tables == 0
                 await migrate(conn)
                 assert await conn.scalar(text("SELECT count(*) FROM tubes")) == 0
@@ -54,8 +57,9 @@ class TestCopyInsideTheRequestTransaction:
 
 
 class TestRequestTransaction:
-    async def test_a_failure_half_way_leaves_nothing_behind(self, committed_client, engine,
-                                                           make_scene):
+    async def test_a_failure_half_way_leaves_nothing_behind(
+        self, committed_client, engine, make_scene
+    ):
         scene = await make_scene(committed_client).build(residents=2)
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, range(1))
@@ -64,6 +68,7 @@ class TestRequestTransaction:
         r = await scene.sample(tube, scene.codes[0])
         assert r.status_code == 409
         async with engine.connect() as conn:
-            count = await conn.scalar(text("SELECT count FROM tubes WHERE barcode = :b"),
-                                      {"b": tube})
+            count = await conn.scalar(
+                text("SELECT count FROM tubes WHERE barcode = :b"), {"b": tube}
+            )
         assert count == 1

@@ -21,13 +21,24 @@ class TestQuery:
 
     async def test_rounds_come_newest_first(self, scene):
         await scene.fill(scene.barcodes["P1"][0], range(1))
-        newer = await scene.ok("/rounds", {
-            "name": "第2轮", "pool_size": 10, "districts": ["D1"],
-            "starts_at": "2026-11-24T06:00:00+08:00", "deadline": "2026-11-25T06:00:00+08:00"})
-        issued = await scene.ok(f"/rounds/{newer['id']}/barcodes", {"sampling_point": "P1",
-                                                                    "count": 1})
-        await scene.post(f"/rounds/{newer['id']}/samples",
-                         {"tube": issued["first"], "resident_code": scene.codes[0]}, "P1")
+        newer = await scene.ok(
+            "/rounds",
+            {
+                "name": "第2轮",
+                "pool_size": 10,
+                "districts": ["D1"],
+                "starts_at": "2026-11-24T06:00:00+08:00",
+                "deadline": "2026-11-25T06:00:00+08:00",
+            },
+        )
+        issued = await scene.ok(
+            f"/rounds/{newer['id']}/barcodes", {"sampling_point": "P1", "count": 1}
+        )
+        await scene.post(
+            f"/rounds/{newer['id']}/samples",
+            {"tube": issued["first"], "resident_code": scene.codes[0]},
+            "P1",
+        )
         items = (await query(scene.client, scene.ids[0], scene.names[0])).json()["items"]
         assert [i["round"] for i in items] == ["第2轮", "第1轮"]
 
@@ -60,6 +71,7 @@ class TestNoOracle:
         assert 1 <= int(blocked.headers["Retry-After"]) <= 60
 
     async def test_the_query_needs_no_token(self, scene):
-        r = await scene.client.post("/results/query",
-                                    json={"id_number": scene.ids[0], "name": scene.names[0]})
+        r = await scene.client.post(
+            "/results/query", json={"id_number": scene.ids[0], "name": scene.names[0]}
+        )
         assert r.status_code == 200

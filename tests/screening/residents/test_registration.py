@@ -15,8 +15,14 @@ VALID_ID = "11010519491231002X"  # the GB 11643 standard's own example
 
 
 def person(id_number=VALID_ID, name="王小明", **extra):
-    return {"id_type": "prc_id", "id_number": id_number, "name": name, "phone": "13812345678",
-            "district": "D1", **extra}
+    return {
+        "id_type": "prc_id",
+        "id_number": id_number,
+        "name": name,
+        "phone": "13812345678",
+        "district": "D1",
+        **extra,
+    }
 
 
 def census(*lines: str, encoding: str = "utf-8") -> dict:
@@ -51,8 +57,9 @@ class TestRegisterOne:
         assert body["errors"][0]["loc"] == ["body", "id_number"]
 
     async def test_a_missing_field_is_an_invalid_request_naming_it(self, scene):
-        r = await scene.post("/residents", {"id_type": "prc_id", "id_number": VALID_ID,
-                                            "district": "D1"})
+        r = await scene.post(
+            "/residents", {"id_type": "prc_id", "id_number": VALID_ID, "district": "D1"}
+        )
         assert (r.status_code, r.json()["type"]) == (422, "invalid-request")
         assert ["body", "name"] in [e["loc"] for e in r.json()["errors"]]
 
@@ -61,8 +68,15 @@ class TestRegisterOne:
         assert (r.status_code, r.json()["type"]) == (404, "not-found")
 
     async def test_a_passport_number_needs_no_check_digit(self, scene):
-        r = await scene.post("/residents", {"id_type": "passport", "id_number": "E12345678",
-                                            "name": "John Smith", "district": "D1"})
+        r = await scene.post(
+            "/residents",
+            {
+                "id_type": "passport",
+                "id_number": "E12345678",
+                "name": "John Smith",
+                "district": "D1",
+            },
+        )
         assert r.status_code == 201
 
     async def test_a_sampler_cannot_register_residents(self, scene):
@@ -72,20 +86,27 @@ class TestRegisterOne:
 
 class TestCensusImport:
     async def test_bad_lines_come_back_with_their_number_and_the_good_ones_are_stored(self, scene):
-        r = await scene.client.post("/residents/import", headers=scene.tokens["admin"], files=census(
-            f"prc_id,{VALID_ID},王小明,13812345678,D1",
-            f"prc_id,{VALID_ID[:-1]}1,李四,,D1",
-            "passport,E7654321,Jane Roe,,D9",
-            "prc_id,,无号,,D1",
-            f"prc_id,{scene.ids[0]},{scene.names[0]},,D1",
-            "passport,E7654321,Jane Roe,,D1",
-            "passport,E7654321,Jane Roe,,D1",
-        ))
+        r = await scene.client.post(
+            "/residents/import",
+            headers=scene.tokens["admin"],
+            files=census(
+                f"prc_id,{VALID_ID},王小明,13812345678,D1",
+                f"prc_id,{VALID_ID[:-1]}1,李四,,D1",
+                "passport,E7654321,Jane Roe,,D9",
+                "prc_id,,无号,,D1",
+                f"prc_id,{scene.ids[0]},{scene.names[0]},,D1",
+                "passport,E7654321,Jane Roe,,D1",
+                "passport,E7654321,Jane Roe,,D1",
+            ),
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert (body["created"], body["existing"]) == (2, 2)
         assert [(x["line"], x["type"]) for x in body["rejected"]] == [
-            (3, "invalid-id-number"), (4, "unknown-district"), (5, "invalid-id-number")]
+            (3, "invalid-id-number"),
+            (4, "unknown-district"),
+            (5, "invalid-id-number"),
+        ]
         codes = {c["line"]: c["resident_code"] for c in body["codes"]}
         assert sorted(codes) == [2, 6, 7, 8]
         assert codes[6] == scene.codes[0]
@@ -94,21 +115,31 @@ class TestCensusImport:
     async def test_a_gbk_encoded_file_with_crlf_reads(self, scene):
         content = census(f"prc_id,{VALID_ID},王小明,,D1", encoding="gbk")
         raw = content["file"][1].getvalue().replace(b"\n", b"\r\n")
-        r = await scene.client.post("/residents/import", headers=scene.tokens["admin"],
-                                    files={"file": ("c.csv", io.BytesIO(raw), "text/csv")})
+        r = await scene.client.post(
+            "/residents/import",
+            headers=scene.tokens["admin"],
+            files={"file": ("c.csv", io.BytesIO(raw), "text/csv")},
+        )
         assert r.json()["created"] == 1
 
     async def test_a_file_without_the_header_is_unreadable(self, scene):
-        r = await scene.client.post("/residents/import", headers=scene.tokens["admin"],
-                                    files={"file": ("c.csv", io.BytesIO(b"a,b\n1,2\n"), "text/csv")})
+        r = await scene.client.post(
+            "/residents/import",
+            headers=scene.tokens["admin"],
+            files={"file": ("c.csv", io.BytesIO(b"a,b\n1,2\n"), "text/csv")},
+        )
         assert (r.status_code, r.json()["type"]) == (422, "unreadable-file")
         assert "line 1" in r.json()["detail"]
 
     async def test_a_re_import_creates_nobody(self, scene):
         files = census("passport,E1001,A Person,,D1", "passport,E1002,B Person,,D1")
-        first = await scene.client.post("/residents/import", headers=scene.tokens["admin"], files=files)
+        first = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=files
+        )
         files = census("passport,E1001,A Person,,D1", "passport,E1002,B Person,,D1")
-        again = await scene.client.post("/residents/import", headers=scene.tokens["admin"], files=files)
+        again = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=files
+        )
         assert (again.json()["created"], again.json()["existing"]) == (0, 2)
         assert again.json()["codes"] == first.json()["codes"]
 
@@ -143,8 +174,12 @@ class TestMasking:
 @st.composite
 def prc_ids(draw: st.DrawFn) -> str:
     region = draw(st.sampled_from(["110101", "110105", "310101"]))
-    born = draw(st.dates(min_value=__import__("datetime").date(1900, 1, 1),
-                         max_value=__import__("datetime").date(2024, 12, 31)))
+    born = draw(
+        st.dates(
+            min_value=__import__("datetime").date(1900, 1, 1),
+            max_value=__import__("datetime").date(2024, 12, 31),
+        )
+    )
     seq = draw(st.integers(0, 999))
     body = f"{region}{born:%Y%m%d}{seq:03d}"
     return body + ric.calc_check_digit(body + "0")
@@ -164,7 +199,7 @@ class TestPrcIdCheckDigit:
         new = alphabet[(alphabet.index(old) + shift) % 11]
         if position < 17 and new == "X":
             new = alphabet[(alphabet.index(new) + 1) % 11]
-        changed = id_number[:position] + new + id_number[position + 1:]
+        changed = id_number[:position] + new + id_number[position + 1 :]
         if changed == id_number:
             return
         try:

@@ -14,8 +14,13 @@ class TestScanIntoTube:
     async def test_first_scan_opens_a_tube_at_the_round_pool_size(self, scene):
         r = await scene.sample(scene.barcodes["P1"][0], scene.codes[0])
         assert r.status_code == 201, r.text
-        assert r.json() == {"tube": scene.barcodes["P1"][0], "kind": "pool", "count": 1,
-                            "capacity": 10, "full": False}
+        assert r.json() == {
+            "tube": scene.barcodes["P1"][0],
+            "kind": "pool",
+            "count": 1,
+            "capacity": 10,
+            "full": False,
+        }
 
     async def test_a_district_override_sets_the_capacity(self, scene):
         r = await scene.sample(scene.barcodes["Q1"][0], scene.codes[0], who="Q1")
@@ -24,8 +29,7 @@ class TestScanIntoTube:
     async def test_a_single_tube_holds_one_person_and_seals_itself(self, scene):
         tube = scene.barcodes["P1"][0]
         r = await scene.sample(tube, scene.codes[0], kind="single")
-        assert r.json() == {"tube": tube, "kind": "single", "count": 1, "capacity": 1,
-                            "full": True}
+        assert r.json() == {"tube": tube, "kind": "single", "count": 1, "capacity": 1, "full": True}
         r = await scene.sample(tube, scene.codes[1], kind="single")
         assert (r.status_code, r.json()["type"]) == (409, "tube-full")
 
@@ -34,8 +38,9 @@ class TestScanIntoTube:
         await scene.fill(tube, range(9))
         r = await scene.sample(tube, scene.codes[9])
         assert r.json()["full"] is True and r.json()["count"] == 10
-        state = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                       headers=scene.tokens["P1"])
+        state = await scene.client.get(
+            f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["P1"]
+        )
         assert state.json()["state"] == "sealed"
         assert state.json()["sealed_at"] is not None
 
@@ -52,8 +57,9 @@ class TestScanIntoTube:
         await scene.fill(tube, range(3))
         r = await scene.sample(tube, scene.codes[1])
         assert (r.status_code, r.json()["type"]) == (409, "already-in-tube")
-        state = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                       headers=scene.tokens["P1"])
+        state = await scene.client.get(
+            f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["P1"]
+        )
         assert state.json()["count"] == 3
         assert len(state.json()["members"]) == 3
 
@@ -65,12 +71,15 @@ class TestScanIntoTube:
         r = await scene.sample(tube, scene.codes[5])
         assert (r.status_code, r.json()["type"]) == (409, "tube-sealed")
 
-    @pytest.mark.parametrize("mangle", [
-        lambda code: code[:-1] + str((int(code[-1]) + 1) % 10),  # check digit wrong
-        lambda code: code[:5] + code[6] + code[5] + code[7:],  # two digits swapped
-        lambda code: code[:-1],  # one digit short
-        lambda code: "A" + code[1:],  # a letter
-    ])
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            lambda code: code[:-1] + str((int(code[-1]) + 1) % 10),  # check digit wrong
+            lambda code: code[:5] + code[6] + code[5] + code[7:],  # two digits swapped
+            lambda code: code[:-1],  # one digit short
+            lambda code: "A" + code[1:],  # a letter
+        ],
+    )
     async def test_a_misread_barcode_is_refused(self, scene, mangle):
         code = scene.barcodes["P1"][3]
         bad = mangle(code)
@@ -89,11 +98,19 @@ class TestScanIntoTube:
     async def test_a_tube_of_an_earlier_round_is_refused_in_a_new_round(self, scene):
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, range(1))
-        newer = await scene.ok("/rounds", {
-            "name": "第2轮", "pool_size": 10, "districts": ["D1"],
-            "starts_at": "2026-11-24T06:00:00+08:00", "deadline": "2026-11-25T06:00:00+08:00"})
-        r = await scene.post(f"/rounds/{newer['id']}/samples",
-                             {"tube": tube, "resident_code": scene.codes[1]}, "P1")
+        newer = await scene.ok(
+            "/rounds",
+            {
+                "name": "第2轮",
+                "pool_size": 10,
+                "districts": ["D1"],
+                "starts_at": "2026-11-24T06:00:00+08:00",
+                "deadline": "2026-11-25T06:00:00+08:00",
+            },
+        )
+        r = await scene.post(
+            f"/rounds/{newer['id']}/samples", {"tube": tube, "resident_code": scene.codes[1]}, "P1"
+        )
         assert (r.status_code, r.json()["type"]) == (422, "bad-barcode")
 
     async def test_an_unknown_resident_code_is_refused(self, scene):
@@ -117,8 +134,9 @@ class TestScanIntoTube:
         # the residents live in D1; Q1 is in D2
         tube = scene.barcodes["Q1"][0]
         await scene.fill(tube, range(2), who="Q1")
-        r = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                   headers=scene.tokens["Q1"])
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["Q1"]
+        )
         body = r.json()
         assert body["sampling_point"] == "Q1"
         assert body["sampling_point_address"] == "江南大道3号"
@@ -126,8 +144,9 @@ class TestScanIntoTube:
     async def test_a_tube_shows_its_members_masked(self, scene):
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, range(2))
-        r = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                   headers=scene.tokens["P1"])
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["P1"]
+        )
         members = r.json()["members"]
         assert [m["resident_code"] for m in members] == scene.codes[:2]
         first = members[0]
@@ -144,8 +163,9 @@ class TestIdempotentScans:
         again = await scene.sample(tube, scene.codes[0], event_id="phone7-0001")
         assert again.status_code == 201
         assert again.json() == first.json()
-        state = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}",
-                                       headers=scene.tokens["P1"])
+        state = await scene.client.get(
+            f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["P1"]
+        )
         assert state.json()["count"] == 2
 
     async def test_a_refused_event_can_be_sent_again_once_fixed(self, scene):
@@ -165,8 +185,9 @@ class TestSealByHand:
         assert (await scene.post(path, None, "P1")).json() == {"tube": tube, "count": 4}
 
     async def test_a_tube_with_no_sample_cannot_be_sealed(self, scene):
-        r = await scene.post(f"/rounds/{scene.round_id}/tubes/{scene.barcodes['P1'][0]}/seal",
-                             None, "P1")
+        r = await scene.post(
+            f"/rounds/{scene.round_id}/tubes/{scene.barcodes['P1'][0]}/seal", None, "P1"
+        )
         assert (r.status_code, r.json()["type"]) == (404, "not-found")
 
 
@@ -177,18 +198,22 @@ class TestLastSlotRace:
         scene = await make_scene(committed_client).build(residents=30)
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, range(9))
-        answers = await asyncio.gather(*(scene.sample(tube, scene.codes[i])
-                                         for i in range(9, 25)))
+        answers = await asyncio.gather(*(scene.sample(tube, scene.codes[i]) for i in range(9, 25)))
         codes = sorted(a.status_code for a in answers)
         assert codes.count(201) == 1
         assert all(a.json()["type"] == "tube-full" for a in answers if a.status_code == 409)
         assert codes.count(409) == 15
         async with engine.connect() as conn:
-            count = await conn.scalar(text("SELECT count FROM tubes WHERE barcode = :b"),
-                                      {"b": tube})
-            members = await conn.scalar(text(
-                "SELECT count(*) FROM samples s JOIN tubes t ON t.serial = s.tube_serial"
-                " WHERE t.barcode = :b"), {"b": tube})
+            count = await conn.scalar(
+                text("SELECT count FROM tubes WHERE barcode = :b"), {"b": tube}
+            )
+            members = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM samples s JOIN tubes t ON t.serial = s.tube_serial"
+                    " WHERE t.barcode = :b"
+                ),
+                {"b": tube},
+            )
         assert (count, members) == (10, 10)
 
     async def test_the_same_event_sent_twice_at_once_is_applied_once(
@@ -196,8 +221,9 @@ class TestLastSlotRace:
     ):
         scene = await make_scene(committed_client).build(residents=3)
         tube = scene.barcodes["P1"][0]
-        answers = await asyncio.gather(*(scene.sample(tube, scene.codes[0], event_id="dup-1")
-                                         for _ in range(6)))
+        answers = await asyncio.gather(
+            *(scene.sample(tube, scene.codes[0], event_id="dup-1") for _ in range(6))
+        )
         assert {a.status_code for a in answers} == {201}
         assert {a.json()["count"] for a in answers} == {1}
         async with engine.connect() as conn:

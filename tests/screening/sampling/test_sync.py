@@ -8,8 +8,14 @@ from sqlalchemy import text
 
 
 def sample(event_id, tube, code, **extra):
-    return {"event_id": event_id, "type": "sample", "tube": tube, "resident_code": code,
-            "at": "2026-11-22T09:00:00+08:00", **extra}
+    return {
+        "event_id": event_id,
+        "type": "sample",
+        "tube": tube,
+        "resident_code": code,
+        "at": "2026-11-22T09:00:00+08:00",
+        **extra,
+    }
 
 
 def seal(event_id, tube):
@@ -38,7 +44,9 @@ class TestSyncBatch:
         assert body["applied"] == 14
         assert body["duplicates"] == 0
         assert [(x["event_id"], x["type"]) for x in body["rejected"]] == [
-            ("e10", "tube-full"), ("f9", "tube-sealed")]
+            ("e10", "tube-full"),
+            ("f9", "tube-sealed"),
+        ]
         assert body["applied"] + body["duplicates"] + len(body["rejected"]) == len(events)
         full, sealed = await tube_state(scene, t1), await tube_state(scene, t2)
         assert (full["count"], full["state"]) == (10, "sealed")
@@ -75,8 +83,12 @@ class TestSyncBatch:
         body = (await sync(scene, events)).json()
         assert body["applied"] == 2
         assert {x["event_id"]: x["type"] for x in body["rejected"]} == {
-            "badcode": "bad-barcode", "nobody": "unknown-resident", "weird": "invalid-request",
-            "when": "invalid-request", "twice": "already-in-tube"}
+            "badcode": "bad-barcode",
+            "nobody": "unknown-resident",
+            "weird": "invalid-request",
+            "when": "invalid-request",
+            "twice": "already-in-tube",
+        }
         assert all(x["detail"] for x in body["rejected"])
         assert (await tube_state(scene, tube))["count"] == 2
 
@@ -97,8 +109,9 @@ class TestSyncBatch:
         await scene.post(f"/rounds/{scene.round_id}/close", None)
         tube = scene.barcodes["P1"][0]
         body = (await sync(scene, [sample("a", tube, scene.codes[0])])).json()
-        assert body["rejected"] == [{"event_id": "a", "type": "round-closed",
-                                     "detail": f"round {scene.round_id} is closed"}]
+        assert body["rejected"] == [
+            {"event_id": "a", "type": "round-closed", "detail": f"round {scene.round_id} is closed"}
+        ]
 
     async def test_an_event_applied_online_is_a_duplicate_offline(self, scene):
         tube = scene.barcodes["P1"][0]
@@ -112,19 +125,28 @@ class TestNormalBatch:
         lines = ["id_type,id_number,name,phone,district"]
         lines += [f"passport,E{i:08d},居民{i},,D1" for i in range(5000)]
         imported = await scene.client.post(
-            "/residents/import", headers=scene.tokens["admin"],
-            files={"file": ("census.csv", io.BytesIO("\n".join(lines).encode()), "text/csv")})
+            "/residents/import",
+            headers=scene.tokens["admin"],
+            files={"file": ("census.csv", io.BytesIO("\n".join(lines).encode()), "text/csv")},
+        )
         codes = [c["resident_code"] for c in imported.json()["codes"]]
         assert len(codes) == 5000
-        issued = await scene.ok(f"/rounds/{scene.round_id}/barcodes",
-                                {"sampling_point": "P1", "count": 500})
+        issued = await scene.ok(
+            f"/rounds/{scene.round_id}/barcodes", {"sampling_point": "P1", "count": 500}
+        )
         listing = await scene.client.get(
-            f"/rounds/{scene.round_id}/barcodes/{issued['range_id']}", headers=scene.tokens["admin"])
+            f"/rounds/{scene.round_id}/barcodes/{issued['range_id']}", headers=scene.tokens["admin"]
+        )
         tubes = listing.json()["barcodes"]
         events = [sample(f"b{i}", tubes[i // 10], codes[i]) for i in range(5000)]
         body = (await sync(scene, events)).json()
         assert body == {"applied": 5000, "duplicates": 0, "rejected": []}
-        counts = (await db_session.execute(text(
-            "SELECT count(*), sum(count), count(*) FILTER (WHERE state = 'sealed') FROM tubes"
-        ))).one()
+        counts = (
+            await db_session.execute(
+                text(
+                    "SELECT count(*), sum(count), count(*) FILTER (WHERE state = 'sealed')"
+                    " FROM tubes"
+                )
+            )
+        ).one()
         assert tuple(counts) == (500, 5000, 500)

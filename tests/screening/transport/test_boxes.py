@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 async def sealed_tubes(scene, n, who="P1", start=0):
-    tubes = scene.barcodes[who][start:start + n]
+    tubes = scene.barcodes[who][start : start + n]
     for k, tube in enumerate(tubes):
         await scene.fill(tube, range(k * 2, k * 2 + 2), who=who)
         await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None, who)
@@ -12,7 +12,9 @@ async def sealed_tubes(scene, n, who="P1", start=0):
 
 
 async def tube_state(scene, tube):
-    r = await scene.client.get(f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["admin"])
+    r = await scene.client.get(
+        f"/rounds/{scene.round_id}/tubes/{tube}", headers=scene.tokens["admin"]
+    )
     return r.json()["state"]
 
 
@@ -50,8 +52,9 @@ class TestPacking:
         assert (r.status_code, r.json()["type"]) == (403, "forbidden")
 
     async def test_a_misread_tube_barcode_is_named(self, scene):
-        r = await scene.post("/boxes", {"barcode": "BOX-1", "lab": "L1",
-                                        "tubes": ["12345678901234"]}, "P1")
+        r = await scene.post(
+            "/boxes", {"barcode": "BOX-1", "lab": "L1", "tubes": ["12345678901234"]}, "P1"
+        )
         assert (r.status_code, r.json()["type"]) == (422, "bad-barcode")
         assert r.json()["errors"][0]["loc"] == ["body", "tubes", 0]
 
@@ -74,10 +77,15 @@ class TestDispatchAndReceipt:
         stray = (await sealed_tubes(scene, 1, start=5))[0]
         await scene.ok("/boxes", {"barcode": "BOX-1", "lab": "L1", "tubes": tubes}, "P1")
         await scene.ok("/boxes/BOX-1/dispatch", None, "P1")
-        receipt = await scene.ok("/boxes/BOX-1/receive",
-                                 {"tubes_scanned": [tubes[0], tubes[2], stray]}, "L1")
-        assert receipt == {"expected": 3, "received": 2, "missing": [tubes[1]],
-                           "unexpected": [stray]}
+        receipt = await scene.ok(
+            "/boxes/BOX-1/receive", {"tubes_scanned": [tubes[0], tubes[2], stray]}, "L1"
+        )
+        assert receipt == {
+            "expected": 3,
+            "received": 2,
+            "missing": [tubes[1]],
+            "unexpected": [stray],
+        }
         assert await tube_state(scene, tubes[1]) == "in_transit"
         assert await tube_state(scene, stray) == "sealed"
 
@@ -105,7 +113,8 @@ class TestDispatchAndReceipt:
         tubes = await sealed_tubes(scene, 2)
         await scene.ok("/boxes", {"barcode": "BOX-1", "lab": "L1", "tubes": tubes[:1]}, "P1")
         await scene.ok("/boxes/BOX-1/receive", {}, "L1")
-        reused = await scene.post("/boxes", {"barcode": "BOX-1", "lab": "L2", "tubes": tubes[1:]},
-                                  "P1")
+        reused = await scene.post(
+            "/boxes", {"barcode": "BOX-1", "lab": "L2", "tubes": tubes[1:]}, "P1"
+        )
         assert reused.status_code == 201
         assert reused.json()["lab"] == "L2"
