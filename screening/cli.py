@@ -113,3 +113,7 @@ def token_create(
             await engine.dispose()
 
     typer.echo(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    app()
