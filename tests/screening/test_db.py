@@ -72,3 +72,20 @@ class TestRequestTransaction:
                 text("SELECT count FROM tubes WHERE barcode = :b"), {"b": tube}
             )
         assert count == 1
+
+
+class TestEmbeddedServer:
+    async def test_with_no_url_an_embedded_server_starts_in_the_data_folder(self, tmp_path):
+        from screening.config import Settings
+        from screening.db import resolve_database_url, stop_embedded_server
+
+        url = await resolve_database_url(Settings(data_dir=tmp_path, database_url=None))
+        try:
+            engine = create_async_engine(url)
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT current_database()")) == "screening"
+            await engine.dispose()
+            assert (tmp_path / "pg" / "PG_VERSION").exists()
+        finally:
+            stop_embedded_server()
+        assert not (tmp_path / "pg" / "postmaster.pid").exists()
