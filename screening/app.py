@@ -22,6 +22,7 @@ from screening.privacy import load_vault
 from screening.reference.router import router as reference_router
 from screening.residents.ratelimit import FailureLimiter
 from screening.residents.router import router as residents_router
+from screening.results.router import router as results_router
 from screening.rounds.router import router as rounds_router
 from screening.sampling.router import router as sampling_router
 from screening.tokens.router import router as tokens_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         rounds_router,
         sampling_router,
         transport_router,
+        results_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

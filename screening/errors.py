@@ -166,3 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+
+
+class UnreadableFile(Unprocessable):
+    type, title = "unreadable-file", "The file cannot be read"

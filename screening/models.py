@@ -2,6 +2,7 @@
 
 from screening.reference.models import District, Lab, SamplingPoint
 from screening.residents.models import Resident
+from screening.results.models import PlateRun, Result, Upload
 from screening.rounds.models import BarcodeRange, Round, RoundDistrict
 from screening.sampling.models import AppliedEvent, Sample, Tube
 from screening.tokens.models import ApiToken
@@ -14,10 +15,13 @@ __all__ = [
     "Box",
     "District",
     "Lab",
+    "PlateRun",
     "Resident",
+    "Result",
     "Round",
     "RoundDistrict",
     "Sample",
     "SamplingPoint",
     "Tube",
+    "Upload",
 ]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.iso7064 import mod_37_36
 
 from pooling.standing import SampleOutcome, resident_status
-from screening.errors import NotFound, Unprocessable
+from screening.errors import NotFound, Unprocessable, UnreadableFile
 from screening.privacy import (
     ID_TYPES,
     InvalidIdNumber,
@@ -51,10 +51,6 @@ IMPORT_BATCH = 5_000
 
 class InvalidIdNumberError(Unprocessable):
     type, title = "invalid-id-number", "Invalid ID number"
-
-
-class UnreadableFile(Unprocessable):
-    type, title = "unreadable-file", "The file cannot be read"
 
 
 def new_resident_code() -> str:
@@ -330,9 +326,10 @@ async def find_resident_ids(
 _STANDINGS = text(
     """
     SELECT r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
-           NULL::text AS call, NULL::timestamptz AS reported_at
+           t.result_call AS call, t.resulted_at AS reported_at
     FROM samples s
     JOIN rounds r ON r.id = s.round_id
+    JOIN tubes t ON t.serial = s.tube_serial
     WHERE s.resident_id = ANY(:ids)
     ORDER BY r.id DESC, s.sampled_at, s.id
     """

@@ -44,6 +44,10 @@ class Tube(Base):
     box_id: Mapped[int | None] = mapped_column(ForeignKey("boxes.id"), index=True)
     received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lab_id: Mapped[int | None] = mapped_column(ForeignKey("labs.id"))
+    # the latest result, derived from results (append-only) in the same transaction
+    result_call: Mapped[str | None] = mapped_column(String(12))
+    result_version: Mapped[int | None] = mapped_column(SmallInteger)
+    resulted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Sample(Base):

@@ -343,8 +343,10 @@ _TUBE = text(
     """
     SELECT t.barcode, t.round_id, t.kind, t.state, t.count AS tube_count, t.capacity, t.opened_at,
            t.sealed_at, t.received_at, t.sampling_point_id, sp.code AS point_code,
-           sp.address AS point_address, b.barcode AS box, l.code AS lab
+           sp.address AS point_address, b.barcode AS box, l.code AS lab,
+           res.call, res.version, res.resulted_at, res.plate, res.well, res.ct
     FROM tubes t
+    LEFT JOIN results res ON res.tube_serial = t.serial AND res.version = t.result_version
     JOIN sampling_points sp ON sp.id = t.sampling_point_id
     LEFT JOIN boxes b ON b.id = t.box_id
     LEFT JOIN labs l ON l.id = COALESCE(t.lab_id, b.lab_id)
@@ -395,4 +397,16 @@ async def read_tube(
         lab=row.lab,
         received_at=row.received_at,
         members=members,
+        result=(
+            {
+                "call": row.call,
+                "version": row.version,
+                "resulted_at": row.resulted_at,
+                "plate": row.plate,
+                "well": row.well,
+                "ct": row.ct,
+            }
+            if row.call is not None
+            else None
+        ),
     )

@@ -1,0 +1,407 @@
+"""Storing one instrument file: one upload, one transaction, set-based SQL.
+
+1. The file is hashed while it is read from the spool; the same bytes from the same
+   lab answer with the stored summary and change nothing.
+2. Its rows go into a staging table by COPY: ``lis-csv`` is parsed by PostgreSQL
+   itself (``COPY ... (FORMAT csv)``); a file COPY refuses (ragged rows) and the other
+   formats are read by their parser in :mod:`lab_io.formats` and copied as records.
+3. SQL checks every well (plate named, well inside a 384-well plate, Ct a number in
+   0-50, the tube known and received by this lab, one sample per well), reads the
+   plate controls, calls every tube with ``ct_call`` (the one definition, a SQL
+   function from migration 0002), stores new result versions and moves tube states.
+Nothing here builds an ORM object per row; a failure anywhere rolls the whole upload
+back with the request's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from lab_io.formats.common import NO_AMPLIFICATION, WellReading, canonical_target
+from lab_io.formats.lis_csv import TARGET_COLUMNS, LisHeader, parse_header, read_lis_csv
+
+CHUNK = 1 << 20
+READINGS_BATCH = 50_000
+COLUMNS = {"ORF1ab": "orf1ab", "N": "n", "E": "e", "IC": "ic"}
+
+
+@dataclass(frozen=True, slots=True)
+class KitRule:
+    """A lab's kit settings as the SQL call needs them (API.md ``kit``)."""
+
+    targets: tuple[str, ...]
+    control: str | None
+    positive_ct_max: float
+    grey_ct_max: float | None
+    control_ct_max: float
+    dyes: dict[str, str]
+
+    @classmethod
+    def from_kit(cls, kit: Mapping[str, Any]) -> KitRule:
+        targets = tuple(canonical_target(t) for t in kit.get("targets", ["ORF1ab", "N"]))
+        unsupported = [t for t in targets if t not in TARGET_COLUMNS]
+        if unsupported:
+            raise ValueError(f"kit targets {unsupported} are not supported (ORF1ab, N, E)")
+        control = kit.get("control_target", "IC")
+        return cls(
+            targets=targets,
+            control=canonical_target(control) if control else None,
+            positive_ct_max=float(kit.get("positive_ct_max", 40.0)),
+            grey_ct_max=kit.get("grey_ct_max"),
+            control_ct_max=float(kit.get("control_ct_max", 40.0)),
+            dyes={k.upper(): canonical_target(v) for k, v in kit.get("dyes", {}).items()},
+        )
+
+    def known_targets(self) -> list[str]:
+        return [*self.targets, *([self.control] if self.control else [])]
+
+
+def sha256_of(raw: BinaryIO) -> bytes:
+    digest = hashlib.sha256()
+    raw.seek(0)
+    while chunk := raw.read(CHUNK):
+        digest.update(chunk)
+    raw.seek(0)
+    return digest.digest()
+
+
+_STAGING = """
+DROP TABLE IF EXISTS ingest_readings, ingest_wells, ingest_checked, ingest_lis, ingest_unknown,
+                     ingest_plates, ingest_calls;
+CREATE TEMP TABLE ingest_readings (line int, plate text, well text, sample text, role text,
+                                   target text, ct text) ON COMMIT DROP;
+CREATE TEMP TABLE ingest_wells (line int, lines int[], plate text, well text, sample text,
+                                role text, orf1ab text, n text, e text, ic text) ON COMMIT DROP;
+"""
+
+
+async def _chunks(raw: BinaryIO) -> AsyncIterator[bytes]:
+    while chunk := raw.read(CHUNK):
+        yield chunk
+
+
+async def load_lis_csv(conn: Any, raw: BinaryIO, plate: str | None) -> bool:
+    """COPY a lis-csv file into ``ingest_wells`` through PostgreSQL's CSV parser.
+
+    Returns False (and leaves nothing behind) when COPY refuses the file, so the
+    caller can read it row by row instead.
+    """
+    raw.seek(0)
+    first = raw.readline()
+    try:
+        header_line, encoding = first.decode("utf-8-sig"), "UTF8"
+    except UnicodeDecodeError:
+        header_line, encoding = first.decode("gb18030"), "GB18030"
+    header = parse_header(header_line.rstrip("\r\n"))
+    columns = [f"c{i}" for i in range(header.width)]
+    await conn.execute("SAVEPOINT lis_copy")
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE ingest_lis (line int GENERATED ALWAYS AS IDENTITY (START 2), "
+            + ", ".join(f"{c} text" for c in columns)
+            + ") ON COMMIT DROP"
+        )
+        await conn.copy_to_table(
+            "ingest_lis", source=_chunks(raw), columns=columns, format="csv", encoding=encoding
+        )
+    except Exception as exc:  # asyncpg's DataError family: ragged rows, bad quoting
+        if type(exc).__module__.split(".")[0] != "asyncpg":
+            raise
+        await conn.execute("ROLLBACK TO SAVEPOINT lis_copy")
+        return False
+    await conn.execute("RELEASE SAVEPOINT lis_copy")
+    await conn.execute(_lis_to_wells(header), plate)
+    return True
+
+
+def _lis_to_wells(h: LisHeader) -> str:
+    def col(index: int | None) -> str:
+        return f"c{index}" if index is not None else "NULL"
+
+    targets = [col(h.targets.get(t)) for t in TARGET_COLUMNS]
+    role = f"lower(btrim(coalesce({col(h.role)}, '')))"
+    return f"""
+    INSERT INTO ingest_wells (line, lines, plate, well, sample, role, orf1ab, n, e, ic)
+    SELECT line, ARRAY[line], coalesce(nullif(btrim(c{h.plate}), ''), $1::text), btrim(c{h.well}),
+           btrim(coalesce(c{h.sample}, '')),
+           CASE {role} WHEN '' THEN 'sample' ELSE {role} END,
+           {", ".join(targets)}
+    FROM ingest_lis
+    WHERE coalesce(btrim(c{h.plate}), '') <> '' OR coalesce(btrim(c{h.well}), '') <> ''
+       OR coalesce(btrim(c{h.sample}), '') <> ''
+    """
+
+
+async def load_readings(conn: Any, readings: Iterable[WellReading], plate: str | None) -> None:
+    """COPY parsed readings (any format) and pivot them into one row per well."""
+    batch: list[tuple[Any, ...]] = []
+    for r in readings:
+        batch.append((r.line, r.plate or plate, r.well, r.sample, r.role, r.target, r.ct))
+        if len(batch) >= READINGS_BATCH:
+            await conn.copy_records_to_table("ingest_readings", records=batch)
+            batch.clear()
+    if batch:
+        await conn.copy_records_to_table("ingest_readings", records=batch)
+
+
+_PIVOT = """
+INSERT INTO ingest_wells (line, lines, plate, well, sample, role, orf1ab, n, e, ic)
+SELECT min(line), array_agg(line ORDER BY line), plate, well, sample, role,
+       (array_agg(ct ORDER BY line) FILTER (WHERE target = 'ORF1ab'))[1],
+       (array_agg(ct ORDER BY line) FILTER (WHERE target = 'N'))[1],
+       (array_agg(ct ORDER BY line) FILTER (WHERE target = 'E'))[1],
+       (array_agg(ct ORDER BY line) FILTER (WHERE target = 'IC'))[1]
+FROM ingest_readings
+WHERE target = ANY($1::text[])
+GROUP BY plate, well, sample, role
+"""
+
+_UNKNOWN_TARGETS = """
+SELECT line, 'unknown-target' AS type,
+       format('target %s is not one of the kit''s (%s)', target, array_to_string($1::text[], ', '))
+           AS detail
+FROM ingest_readings WHERE NOT (target = ANY($1::text[]))
+"""
+
+
+def _ct_ok(column: str) -> str:
+    return (
+        f"({column} IS NULL OR lower(btrim({column})) = ANY($1::text[])"
+        f" OR (btrim({column}) ~ '^[0-9]{{1,2}}(\\.[0-9]+)?$'"
+        f" AND btrim({column})::float8 <= 50))"
+    )
+
+
+def _ct_value(column: str) -> str:
+    return (
+        f"CASE WHEN {column} IS NULL OR lower(btrim({column})) = ANY($1::text[]) THEN NULL"
+        f" WHEN btrim({column}) ~ '^[0-9]{{1,2}}(\\.[0-9]+)?$'"
+        f" THEN nullif(btrim({column})::float8, 0) END"
+    )
+
+
+def _checks(used: list[str]) -> str:
+    """The checks of every staged well; ``used`` are the kit's target columns."""
+    bad_ct = " ".join(f"WHEN NOT {_ct_ok('w.' + c)} THEN 'bad-ct' " for c in used)
+    bad_ct_detail = " ".join(
+        f"WHEN NOT {_ct_ok('w.' + c)}"
+        f" THEN format('Ct %L for {t} is not a number from 0 to 50', w.{c}) "
+        for t, c in COLUMNS.items()
+        if c in used
+    )
+    well = (
+        "CASE WHEN w.well ~* '^[A-P]0*([1-9]|1[0-9]|2[0-4])$'"
+        " THEN upper(left(w.well, 1)) || ltrim(substr(w.well, 2), '0') END"
+    )
+    return f"""
+    CREATE TEMP TABLE ingest_checked ON COMMIT DROP AS
+    SELECT w.line, w.lines, w.plate, {well} AS well, w.well AS raw_well, w.sample, w.role,
+           {_ct_value("w.orf1ab")} AS orf1ab, {_ct_value("w.n")} AS n,
+           {_ct_value("w.e")} AS e, {_ct_value("w.ic")} AS ic,
+           t.serial AS tube,
+           CASE WHEN w.plate IS NULL THEN 'no-plate'
+                WHEN w.role NOT IN ('sample', 'ntc', 'pc') THEN 'bad-role'
+                WHEN {well} IS NULL THEN 'bad-well'
+                {bad_ct}
+                WHEN w.role <> 'sample' THEN NULL
+                WHEN t.serial IS NULL THEN 'unknown-tube'
+                WHEN t.lab_id IS DISTINCT FROM $2 OR t.state NOT IN ('received', 'resulted')
+                     THEN 'tube-not-received'
+           END AS problem,
+           CASE WHEN w.plate IS NULL
+                     THEN 'the file names no plate: send the plate field with the upload'
+                WHEN w.role NOT IN ('sample', 'ntc', 'pc')
+                     THEN format('role %L is not sample, ntc or pc', w.role)
+                WHEN {well} IS NULL
+                     THEN format('well %L is outside the plate (A1-H12, or A1-P24)', w.well)
+                {bad_ct_detail}
+                WHEN w.role <> 'sample' THEN NULL
+                WHEN t.serial IS NULL THEN format('tube %L is not known', w.sample)
+                WHEN t.lab_id IS DISTINCT FROM $2 OR t.state NOT IN ('received', 'resulted')
+                     THEN format('tube %s was not received by this lab', w.sample)
+           END AS detail
+    FROM ingest_wells w
+    LEFT JOIN tubes t ON w.role = 'sample' AND t.barcode = w.sample
+    """
+
+
+_CONFLICTS = """
+WITH ranked AS (
+    SELECT ctid, sample, tube,
+           first_value(sample) OVER (PARTITION BY plate, well ORDER BY line) AS first_sample,
+           row_number() OVER (PARTITION BY plate, well, sample ORDER BY line) AS repeat
+    FROM ingest_checked WHERE problem IS NULL
+)
+UPDATE ingest_checked c SET
+    problem = CASE WHEN r.sample <> r.first_sample THEN 'well-conflict' ELSE 'repeat' END,
+    detail = CASE WHEN r.sample <> r.first_sample
+                  THEN format('well %s of plate %s already holds %s', c.well, c.plate,
+                              r.first_sample) END
+FROM ranked r
+WHERE c.ctid = r.ctid AND (r.sample <> r.first_sample OR r.repeat > 1)
+"""
+
+
+_PLATES = """
+CREATE TEMP TABLE ingest_plates ON COMMIT DROP AS
+SELECT plate,
+       CASE WHEN count(*) FILTER (WHERE role = 'ntc') > 0
+             AND count(*) FILTER (WHERE role = 'pc') > 0
+             AND bool_and(CASE role
+                 WHEN 'ntc' THEN ct_call(orf1ab, n, e, ic, $1, $2, $3, false, $5, $6, $7)
+                                 = 'negative'
+                 WHEN 'pc' THEN ct_call(orf1ab, n, e, ic, $1, $2, $3, $4, $5, $6, $7)
+                                = 'positive'
+                 ELSE true END)
+            THEN 'ok' ELSE 'failed' END AS controls,
+       count(*)::int AS wells
+FROM ingest_checked WHERE problem IS NULL
+GROUP BY plate
+"""
+
+_CALLS = """
+CREATE TEMP TABLE ingest_calls ON COMMIT DROP AS
+SELECT c.line, c.lines, c.tube, c.plate, c.well,
+       CASE WHEN p.controls = 'ok'
+            THEN ct_call(c.orf1ab, c.n, c.e, c.ic, $1, $2, $3, $4, $5, $6, $7)
+            ELSE 'invalid' END AS call,
+       p.controls = 'ok' AS controls_ok,
+       jsonb_build_object('ORF1ab', c.orf1ab, 'N', c.n, 'E', c.e, 'IC', c.ic) AS ct,
+       false AS duplicate
+FROM ingest_checked c JOIN ingest_plates p USING (plate)
+WHERE c.problem IS NULL AND c.role = 'sample'
+"""
+
+_LOCK_TUBES = """
+SELECT count(*) FROM (
+    SELECT 1 FROM tubes WHERE serial IN (SELECT tube FROM ingest_calls)
+    ORDER BY serial FOR UPDATE
+) locked
+"""
+
+_DUPLICATES = """
+UPDATE ingest_calls k SET duplicate = true
+FROM tubes t JOIN results r ON r.tube_serial = t.serial AND r.version = t.result_version
+WHERE t.serial = k.tube AND r.plate = k.plate AND r.well = k.well AND r.ct = k.ct
+"""
+
+_STORE = """
+INSERT INTO results (tube_serial, version, upload_id, plate, well, call, ct, controls_ok)
+SELECT k.tube,
+       coalesce(t.result_version, 0) + row_number() OVER (PARTITION BY k.tube ORDER BY k.line),
+       $1, k.plate, k.well, k.call, k.ct, k.controls_ok
+FROM ingest_calls k JOIN tubes t ON t.serial = k.tube
+WHERE NOT k.duplicate
+"""
+
+_MOVE_TUBES = """
+UPDATE tubes t SET state = 'resulted', result_call = r.call, result_version = r.version,
+                   resulted_at = r.resulted_at
+FROM (SELECT DISTINCT ON (tube_serial) tube_serial, version, call, resulted_at
+      FROM results WHERE upload_id = $1 ORDER BY tube_serial, version DESC) r
+WHERE t.serial = r.tube_serial
+"""
+
+_PLATE_RUNS = """
+INSERT INTO plate_runs (upload_id, plate, controls, wells)
+SELECT $1, plate, controls, wells FROM ingest_plates
+"""
+
+MAX_REJECTIONS_LISTED = 10_000
+
+_REJECTED = """
+SELECT line, type, detail FROM (
+    SELECT unnest(lines) AS line, problem AS type, detail
+    FROM ingest_checked WHERE problem IS NOT NULL AND problem <> 'repeat'
+    UNION ALL
+    SELECT line, type, detail FROM ingest_unknown
+) r ORDER BY line LIMIT $1
+"""
+
+_COUNTS = """
+SELECT
+  (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked
+    WHERE problem IS NULL AND role <> 'sample')
+  + (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_calls WHERE NOT duplicate)
+    AS accepted,
+  (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked WHERE problem = 'repeat')
+  + (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_calls WHERE duplicate)
+    AS duplicate,
+  (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked
+    WHERE problem IS NOT NULL AND problem <> 'repeat')
+  + (SELECT count(*) FROM ingest_unknown) AS rejected
+"""
+
+
+async def ingest_file(
+    conn: Any,
+    raw: BinaryIO,
+    *,
+    upload_id: int,
+    lab_id: int,
+    fmt: str,
+    kit: KitRule,
+    plate: str | None,
+    readings: Callable[[], AsyncIterator[list[WellReading]]],
+) -> dict[str, Any]:
+    """Stage, check, call and store one file on ``conn`` (inside the caller's
+    transaction); answer the upload summary (API.md, Results)."""
+    await conn.execute(_STAGING)
+    copied = fmt == "lis-csv" and await load_lis_csv(conn, raw, plate)
+    if not copied:
+        async for batch in readings():
+            await load_readings(conn, batch, plate)
+        await conn.execute(_PIVOT, kit.known_targets())
+    await conn.execute(
+        "CREATE TEMP TABLE ingest_unknown ON COMMIT DROP AS " + _UNKNOWN_TARGETS,
+        kit.known_targets(),
+    )
+    rows = await conn.fetchval(
+        "SELECT count(*) FROM ingest_wells" if copied else "SELECT count(*) FROM ingest_readings"
+    )
+    used = [COLUMNS[t] for t in kit.known_targets()]
+    await conn.execute(_checks(used), sorted(NO_AMPLIFICATION), lab_id)
+    await conn.execute(_CONFLICTS)
+    rule = (
+        "ORF1ab" in kit.targets,
+        "N" in kit.targets,
+        "E" in kit.targets,
+        kit.control is not None,
+        kit.positive_ct_max,
+        kit.grey_ct_max,
+        kit.control_ct_max,
+    )
+    await conn.execute(_PLATES, *rule)
+    await conn.execute(_CALLS, *rule)
+    await conn.fetchval(_LOCK_TUBES)
+    await conn.execute(_DUPLICATES)
+    await conn.execute(_STORE, upload_id)
+    await conn.execute(_MOVE_TUBES, upload_id)
+    await conn.execute(_PLATE_RUNS, upload_id)
+    counts = await conn.fetchrow(_COUNTS)
+    rejected = await conn.fetch(_REJECTED, MAX_REJECTIONS_LISTED)
+    plates = await conn.fetch("SELECT plate, controls, wells FROM ingest_plates ORDER BY plate")
+    calls = dict(
+        await conn.fetch(
+            "SELECT call, count(*) FROM ingest_calls WHERE NOT duplicate GROUP BY call"
+        )
+    )
+    return {
+        "upload_id": upload_id,
+        "format": fmt,
+        "rows": rows,
+        "accepted": counts["accepted"],
+        "duplicate": counts["duplicate"],
+        "rejected": [dict(r) for r in rejected],
+        "rejected_total": counts["rejected"],
+        "plates": [dict(p) for p in plates],
+        "tubes": {
+            call: calls.get(call, 0) for call in ("negative", "positive", "suspicious", "invalid")
+        },
+    }
+
+
+__all__ = ["KitRule", "ingest_file", "read_lis_csv", "sha256_of"]

@@ -1,0 +1,1 @@
+"""Lab results: uploads of instrument files, result versions per tube, plate controls."""

@@ -1,0 +1,39 @@
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from screening.auth import AdminOrLab
+from screening.db import DbSession
+from screening.results import service
+from screening.results.schemas import Format, UploadSummary
+
+router = APIRouter(tags=["results"])
+
+
+@router.post("/labs/{lab}/results", response_model=UploadSummary)
+async def upload_results(
+    lab: str,
+    session: DbSession,
+    principal: AdminOrLab,
+    file: Annotated[UploadFile, File(description="the instrument or LIS export")],
+    format: Annotated[Format | None, Form(description="detected when absent")] = None,
+    plate: Annotated[str | None, Form(max_length=100, description="for files naming none")] = None,
+) -> UploadSummary:
+    """Upload a plate export: good rows are stored and called, bad rows come back."""
+    return await service.upload_results(
+        session,
+        principal,
+        lab_code=lab,
+        raw=file.file,
+        filename=file.filename,
+        fmt=format,
+        plate=plate,
+    )
+
+
+@router.get("/labs/{lab}/uploads/{upload_id}", response_model=UploadSummary)
+async def read_upload(
+    lab: str, upload_id: int, session: DbSession, principal: AdminOrLab
+) -> UploadSummary:
+    """An earlier upload's summary."""
+    return await service.read_upload(session, principal, lab_code=lab, upload_id=upload_id)

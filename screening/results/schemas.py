@@ -1,0 +1,36 @@
+from typing import Literal
+
+from screening.schemas import Schema
+
+Format = Literal["lis-csv", "quantstudio", "biorad-cfx", "slan-96p"]
+
+
+class RowRejection(Schema):
+    line: int
+    type: str
+    detail: str
+
+
+class PlateSummary(Schema):
+    plate: str
+    controls: Literal["ok", "failed"]
+    wells: int
+
+
+class TubeCalls(Schema):
+    negative: int
+    positive: int
+    suspicious: int
+    invalid: int
+
+
+class UploadSummary(Schema):
+    upload_id: int
+    format: Format
+    rows: int
+    accepted: int
+    duplicate: int
+    rejected: list[RowRejection]
+    rejected_total: int
+    plates: list[PlateSummary]
+    tubes: TubeCalls
