@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -95,6 +96,67 @@ def demo() -> None:
     """Load the demo data (district, points, lab, residents, an open round) and print tokens."""
     settings = get_settings()
     asyncio.run(_load_demo(settings, asyncio.run(_prepare(settings))))
+
+
+@app.command()
+def ingest(
+    lab: Annotated[str, typer.Option(help="the lab's code")],
+    files: Annotated[
+        list[Path], typer.Argument(help="instrument or LIS exports", exists=True, dir_okay=False)
+    ],
+    format: Annotated[str | None, typer.Option(help="detected when absent")] = None,
+    plate: Annotated[str | None, typer.Option(help="for files that name no plate")] = None,
+) -> None:
+    """Ingest result files for a lab from the command line (bulk back-loads)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from screening.results.service import upload_results
+    from screening.tokens.service import Principal
+
+    async def run() -> int:
+        settings = get_settings()
+        url = await _prepare(settings)
+        engine = make_engine(url, settings)
+        failures = 0
+        columns = (
+            *Progress.get_default_columns()[:1],
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task(f"ingesting for {lab}", total=len(files))
+                for path in files:
+                    progress.update(task, description=path.name)
+                    try:
+                        async with make_sessionmaker(engine).begin() as session:
+                            with path.open("rb") as raw:
+                                summary = await upload_results(
+                                    session,
+                                    Principal(role="admin"),
+                                    lab_code=lab,
+                                    raw=raw,
+                                    filename=path.name,
+                                    fmt=format,
+                                    plate=plate,
+                                )
+                        progress.console.print(
+                            f"{path.name}: {summary.format}, {summary.rows} rows, "
+                            f"{summary.accepted} accepted, {summary.duplicate} duplicate, "
+                            f"{summary.rejected_total} rejected; tubes "
+                            + ", ".join(f"{k} {v}" for k, v in summary.tubes.model_dump().items())
+                        )
+                    except AppError as exc:
+                        failures += 1
+                        progress.console.print(f"[red]{path.name}: {exc.detail}[/red]")
+                    progress.advance(task)
+        finally:
+            await engine.dispose()
+        return failures
+
+    if asyncio.run(run()):
+        raise typer.Exit(1)
 
 
 @token_app.command("create")

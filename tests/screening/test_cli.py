@@ -31,3 +31,41 @@ async def test_a_token_created_on_the_command_line_is_accepted(
 def test_an_unknown_role_is_refused(monkeypatch):
     result = CliRunner().invoke(app, ["token", "create", "--role", "root"])
     assert result.exit_code != 0
+
+
+async def test_files_ingested_on_the_command_line_are_stored(
+    database_url, committed_client, make_scene, monkeypatch, tmp_path, engine
+):
+    from sqlalchemy import text
+
+    scene = await make_scene(committed_client).build(residents=4)
+    tubes = scene.barcodes["P1"][:2]
+    for k, tube in enumerate(tubes):
+        await scene.fill(tube, range(2 * k, 2 * k + 2))
+        await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None, "P1")
+    await scene.ok("/boxes", {"barcode": "B1", "lab": "L1", "tubes": tubes}, "P1")
+    await scene.ok("/boxes/B1/receive", {}, "L1")
+    good = tmp_path / "run1.csv"
+    good.write_text(
+        "plate,well,sample,role,ORF1ab,N,IC\nPL1,A1,NTC,ntc,,,\nPL1,A2,PC,pc,28,29,27\n"
+        f"PL1,A3,{tubes[0]},sample,,,27\nPL1,A4,{tubes[1]},sample,30,31,27\n"
+    )
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"\x00\x01")
+    monkeypatch.setenv("SCREENING_DATABASE_URL", database_url)
+    monkeypatch.setenv("SCREENING_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        import anyio
+
+        result = await anyio.to_thread.run_sync(
+            lambda: CliRunner().invoke(app, ["ingest", "--lab", "L1", str(good), str(junk)])
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1  # the junk file failed
+    assert "run1.csv: lis-csv, 4 rows, 4 accepted" in result.output
+    assert "junk.csv" in result.output
+    async with engine.connect() as conn:
+        calls = (await conn.execute(text("SELECT call FROM results ORDER BY call"))).scalars()
+        assert list(calls) == ["negative", "positive"]
