@@ -7,29 +7,85 @@ from __future__ import annotations
 import codecs
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 ROLES = ("sample", "ntc", "pc")
 NO_AMPLIFICATION = frozenset(
-    {"", "undetermined", "nan", "n/a", "na", "no ct", "noct", "-", "--", "0", "0.0", "0.00",
-     "no cq", "none", "null"}
+    {
+        "",
+        "undetermined",
+        "nan",
+        "n/a",
+        "na",
+        "no ct",
+        "noct",
+        "-",
+        "--",
+        "0",
+        "0.0",
+        "0.00",
+        "no cq",
+        "none",
+        "null",
+    }
 )
 
 _TARGETS = {
-    "orf1ab": "ORF1ab", "orf1ab gene": "ORF1ab", "orf": "ORF1ab", "orf1": "ORF1ab",
-    "orf1a/b": "ORF1ab", "orf-1ab": "ORF1ab",
-    "n": "N", "n gene": "N", "n-gene": "N", "ngene": "N",
-    "e": "E", "e gene": "E", "e-gene": "E",
-    "ic": "IC", "rp": "IC", "rnasep": "IC", "rnase p": "IC", "internal control": "IC",
-    "内标": "IC", "内参": "IC",
+    "orf1ab": "ORF1ab",
+    "orf1ab gene": "ORF1ab",
+    "orf": "ORF1ab",
+    "orf1": "ORF1ab",
+    "orf1a/b": "ORF1ab",
+    "orf-1ab": "ORF1ab",
+    "n": "N",
+    "n gene": "N",
+    "n-gene": "N",
+    "ngene": "N",
+    "e": "E",
+    "e gene": "E",
+    "e-gene": "E",
+    "ic": "IC",
+    "rp": "IC",
+    "rnasep": "IC",
+    "rnase p": "IC",
+    "internal control": "IC",
+    "内标": "IC",
+    "内参": "IC",
 }
-_DYES = {"fam": "FAM", "vic": "VIC", "hex": "HEX", "cy5": "CY5", "rox": "ROX", "texas red": "ROX",
-         "cy3": "CY3", "joe": "JOE"}
-_NTC = {"ntc", "nc", "neg", "neg ctrl", "negative control", "阴性对照", "阴性质控", "neg control",
-        "negative"}
-_PC = {"pc", "pos", "pos ctrl", "positive control", "阳性对照", "阳性质控", "pos control",
-       "positive", "standard"}
+_DYES = {
+    "fam": "FAM",
+    "vic": "VIC",
+    "hex": "HEX",
+    "cy5": "CY5",
+    "rox": "ROX",
+    "texas red": "ROX",
+    "cy3": "CY3",
+    "joe": "JOE",
+}
+_NTC = {
+    "ntc",
+    "nc",
+    "neg",
+    "neg ctrl",
+    "negative control",
+    "阴性对照",
+    "阴性质控",
+    "neg control",
+    "negative",
+}
+_PC = {
+    "pc",
+    "pos",
+    "pos ctrl",
+    "positive control",
+    "阳性对照",
+    "阳性质控",
+    "pos control",
+    "positive",
+    "standard",
+}
 _WELL = re.compile(r"^\s*([A-Pa-p])\s*0*([1-9][0-9]?)\s*$")
 
 
@@ -113,3 +169,69 @@ def parse_ct(text: str) -> float | None:
     if value == 0:
         return None
     return value
+
+
+TARGETS = ("ORF1ab", "N", "E", "IC")
+_CT_HEADERS = {"ct", "cт", "cq", "c t", "ct value", "cq value", "ct值", "cт value"}
+
+
+def header_key(name: str) -> str:
+    """A column name as compared: BOM, quotes, case and inner spacing dropped."""
+    return " ".join(name.replace("\ufeff", "").strip().strip('"').lower().split())
+
+
+def is_ct_header(name: str) -> bool:
+    """``CT``, ``Ct``, ``Cq`` and the ABI 7500's ``Cт`` (Cyrillic т)."""
+    return header_key(name) in _CT_HEADERS
+
+
+def column_index(names: list[str]) -> dict[str, int]:
+    """Column name (``header_key``) -> its first position: some exports repeat a name
+    (``Target Name``, ``Task``) in one header row, and the first one is the real one."""
+    index: dict[str, int] = {}
+    for position, name in enumerate(names):
+        key = header_key(name)
+        if is_ct_header(name):
+            key = "ct"
+        index.setdefault(key, position)
+    return index
+
+
+def pick(index: dict[str, int], *names: str) -> int | None:
+    """The position of the first of ``names`` present in ``index``."""
+    for name in names:
+        if name in index:
+            return index[name]
+    return None
+
+
+def cell(row: list[str], position: int | None) -> str:
+    """The trimmed cell at ``position``; "" when the column is absent or the row short."""
+    if position is None or position >= len(row):
+        return ""
+    return row[position].strip()
+
+
+def resolve_target(name: str, dye: str, kit_dyes: Mapping[str, str] | None) -> str:
+    """The target a reading is for: its target name when that is a known gene, else its
+    dye mapped through the lab's kit (``{"FAM": "ORF1ab", ...}``), else what it says."""
+    target = canonical_target(name) if name.strip() else ""
+    if target in TARGETS:
+        return target
+    dyes = kit_dyes or {}
+    for candidate in (target, canonical_target(dye) if dye.strip() else ""):
+        if candidate and candidate.upper() in dyes:
+            return dyes[candidate.upper()]
+    return target or (canonical_target(dye) if dye.strip() else "")
+
+
+def well_from_number(number: str, columns: int) -> str:
+    """``Well`` numbers (1-based, row-major, may read ``1.0``) -> ``A1``; "" if not one."""
+    try:
+        value = float(number.replace(",", ""))
+    except ValueError:
+        return ""
+    if value != int(value) or not 1 <= value <= columns * 16:
+        return ""
+    row, column = divmod(int(value) - 1, columns)
+    return f"{'ABCDEFGHIJKLMNOP'[row]}{column + 1}"

@@ -11,7 +11,7 @@ import anyio
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lab_io.formats import READERS, UnreadableFile, WellReading, detect_format
+from lab_io.formats import READERS, UnreadableFile, WellReading, detect_format, plate_from_filename
 from lab_io.ingest import READINGS_BATCH, KitRule, ingest_file, sha256_of
 from screening.db import raw_connection
 from screening.errors import Forbidden, NotFound
@@ -73,6 +73,8 @@ async def upload_results(
             "cannot tell the file's format; send format (lis-csv, quantstudio, biorad-cfx,"
             " slan-96p)"
         )
+    if fmt == "biorad-cfx":
+        plate = plate or plate_from_filename(filename)
     kit = KitRule.from_kit(lab.kit)
     upload_id = await session.scalar(
         text(

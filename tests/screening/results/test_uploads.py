@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
+from pathlib import Path
 
+from openpyxl import Workbook
 from sqlalchemy import text
+
+from pooling.barcodes import parse_barcode
 
 HEADER = "plate,well,sample,role,ORF1ab,N,IC"
 CONTROLS = ["{plate},A1,NTC,ntc,,,", "{plate},A2,PC,pc,28.1,29.3,27.0"]
@@ -263,3 +268,87 @@ class TestWhoAndWhat:
     async def test_an_unknown_format_name_is_an_invalid_request(self, scene):
         r = await upload(scene, "x", format="excel")
         assert (r.status_code, r.json()["type"]) == (422, "invalid-request")
+
+
+FIXTURES = Path(__file__).parents[2] / "lab_io" / "fixtures"
+
+
+def instrument_file(name, tubes):
+    data = (FIXTURES / name).read_bytes()
+    for k, tube in enumerate(tubes):
+        data = data.replace(f"{{t{k}}}".encode(), tube.encode())
+    return data
+
+
+class TestInstrumentFormats:
+    """The golden instrument fixtures (tests/lab_io/fixtures), uploaded with no format."""
+
+    async def test_a_quantstudio_7500_export_is_detected_called_and_stored(self, scene):
+        t = await received_tubes(scene, 3)
+        r = await upload(scene, instrument_file("quantstudio_7500.txt", t), name="QS.txt")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["format"] == "quantstudio"
+        assert (body["rows"], body["accepted"], body["rejected"]) == (12, 12, [])
+        assert body["plates"] == [{"plate": "QS-0405-A", "controls": "ok", "wells": 4}]
+        assert body["tubes"] == {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0}
+        # A5 is omitted in the file: its tube has no result
+        assert [await status_of(scene, p) for p in (0, 2, 4)] == ["negative", "retest", "pending"]
+
+    async def test_a_design_and_analysis_export_reads_a_384_well_plate(self, scene):
+        t = await received_tubes(scene, 1)
+        body = (await upload(scene, instrument_file("quantstudio_design_analysis.csv", t))).json()
+        assert body["format"] == "quantstudio"
+        assert body["plates"] == [{"plate": "QSDA-0001", "controls": "ok", "wells": 3}]
+        assert body["tubes"]["negative"] == 1
+
+    async def test_a_cfx_file_takes_its_plate_from_its_name(self, scene, db_session):
+        t = await received_tubes(scene, 2)
+        name = "CFX-PL-7_2022-04-05 Quantification Cq Results.csv"
+        body = (await upload(scene, instrument_file("biorad_cfx.csv", t), name=name)).json()
+        assert body["format"] == "biorad-cfx"
+        assert body["plates"] == [{"plate": "CFX-PL-7", "controls": "ok", "wells": 4}]
+        # A4: N only (VIC/HEX through the kit's dyes) -> suspicious
+        assert body["tubes"] == {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0}
+        stored = await db_session.scalar(
+            text("SELECT ct FROM results WHERE tube_serial = :t"), {"t": parse_barcode(t[1])}
+        )
+        assert stored["N"] == 36.8
+
+    async def test_a_cfx_file_takes_the_plate_field_before_its_name(self, scene):
+        t = await received_tubes(scene, 2)
+        data = instrument_file("biorad_cfx.csv", t)
+        body = (
+            await upload(scene, data, name="x_y Quantification Cq Results.csv", plate="FIELD-1")
+        ).json()
+        assert body["plates"][0]["plate"] == "FIELD-1"
+
+    async def test_a_cfx_file_without_any_plate_rejects_its_rows(self, scene, db_session):
+        t = await received_tubes(scene, 2)
+        data = instrument_file("biorad_cfx.csv", t)
+        body = (await upload(scene, data, name="run.csv", format="biorad-cfx")).json()
+        assert body["accepted"] == 0
+        assert {x["type"] for x in body["rejected"]} == {"no-plate"}
+        assert body["rejected"][0]["line"] == 2
+        assert await db_session.scalar(text("SELECT count(*) FROM results")) == 0
+
+    async def test_a_slan_xlsx_is_detected_and_read(self, scene):
+        t = await received_tubes(scene, 1)
+        text_rows = instrument_file("slan_96p.csv", t).decode("gbk").splitlines()
+        book = Workbook()
+        for row in csv.reader(text_rows):
+            book.active.append(row)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        body = (await upload(scene, buffer.getvalue(), name="slan.xlsx")).json()
+        assert body["format"] == "slan-96p"
+        assert body["plates"] == [{"plate": "SLAN-PLATE-7", "controls": "ok", "wells": 3}]
+        assert body["tubes"]["negative"] == 1
+
+    async def test_a_gbk_slan_csv_uploaded_twice_changes_nothing(self, scene, db_session):
+        t = await received_tubes(scene, 1)
+        data = instrument_file("slan_96p.csv", t)
+        first = (await upload(scene, data)).json()
+        again = (await upload(scene, data)).json()
+        assert again == first
+        assert await db_session.scalar(text("SELECT count(*) FROM results")) == 1

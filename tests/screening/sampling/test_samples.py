@@ -6,8 +6,19 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
+from stdnum.iso7064 import mod_11_10
 
 from pooling.barcodes import format_barcode, parse_barcode
+
+
+def _swapped(code: str) -> str:
+    """The first swap of two neighbouring digits that the check digit catches (it
+    catches about 98% of them: tests/pooling/test_barcodes.py)."""
+    for p in range(len(code) - 1):
+        swapped = code[:p] + code[p + 1] + code[p] + code[p + 2 :]
+        if swapped != code and not mod_11_10.is_valid(swapped):
+            return swapped
+    raise AssertionError(f"no detectable swap in {code}")
 
 
 class TestScanIntoTube:
@@ -75,7 +86,7 @@ class TestScanIntoTube:
         "mangle",
         [
             lambda code: code[:-1] + str((int(code[-1]) + 1) % 10),  # check digit wrong
-            lambda code: code[:5] + code[6] + code[5] + code[7:],  # two digits swapped
+            lambda code: _swapped(code),  # two neighbouring digits swapped
             lambda code: code[:-1],  # one digit short
             lambda code: "A" + code[1:],  # a letter
         ],
@@ -83,8 +94,7 @@ class TestScanIntoTube:
     async def test_a_misread_barcode_is_refused(self, scene, mangle):
         code = scene.barcodes["P1"][3]
         bad = mangle(code)
-        if bad == code:
-            pytest.skip("the swap changed nothing")
+        assert bad != code
         r = await scene.sample(bad, scene.codes[0])
         assert (r.status_code, r.json()["type"]) == (422, "bad-barcode")
         assert r.json()["errors"][0]["loc"] == ["body", "tube"]
