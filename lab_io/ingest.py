@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -74,7 +74,7 @@ def sha256_of(raw: BinaryIO) -> bytes:
 
 _STAGING = """
 DROP TABLE IF EXISTS ingest_readings, ingest_wells, ingest_checked, ingest_lis, ingest_unknown,
-                     ingest_plates, ingest_calls;
+                     ingest_plates, ingest_calls, ingest_resulted;
 CREATE TEMP TABLE ingest_readings (line int, plate text, well text, sample text, role text,
                                    target text, ct text) ON COMMIT DROP;
 CREATE TEMP TABLE ingest_wells (line int, lines int[], plate text, well text, sample text,
@@ -305,11 +305,17 @@ SELECT tube, version, $1, plate, well, call, ct, controls_ok
 FROM ingest_calls WHERE NOT duplicate
 """
 
+# each tube's new latest result; after_store hooks read it too
+_RESULTED = """
+CREATE TEMP TABLE ingest_resulted ON COMMIT DROP AS
+SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
+WHERE NOT duplicate ORDER BY tube, version DESC
+"""
+
 _MOVE_TUBES = """
 UPDATE tubes t SET state = 'resulted', result_call = k.call, result_version = k.version,
                    resulted_at = now()
-FROM (SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
-      WHERE NOT duplicate ORDER BY tube, version DESC) k
+FROM ingest_resulted k
 WHERE t.serial = k.tube
 """
 
@@ -375,6 +381,7 @@ async def ingest_file(
     kit: KitRule,
     plate: str | None,
     readings: Callable[[], AsyncIterator[list[WellReading]]],
+    after_store: Callable[[Any], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Stage, check, call and store one file on ``conn`` (inside the caller's
     transaction); answer the upload summary (API.md, Results)."""
@@ -422,8 +429,12 @@ async def ingest_file(
     steps.mark("calls")
     await conn.execute(_STORE, upload_id)
     steps.mark("store results")
+    await conn.execute(_RESULTED)
     await conn.execute(_MOVE_TUBES)
     steps.mark("move tubes")
+    if after_store is not None:
+        await after_store(conn)
+        steps.mark("after store")
     await conn.execute(_PLATE_RUNS, upload_id)
     counts = await conn.fetchrow(_COUNTS)
     steps.mark("count")

@@ -23,6 +23,7 @@ from screening.reference.router import router as reference_router
 from screening.residents.ratelimit import FailureLimiter
 from screening.residents.router import router as residents_router
 from screening.results.router import router as results_router
+from screening.retests.router import router as retests_router
 from screening.rounds.router import router as rounds_router
 from screening.sampling.router import router as sampling_router
 from screening.tokens.router import router as tokens_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         sampling_router,
         transport_router,
         results_router,
+        retests_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     token_cache_seconds: float = 30.0
     max_barcodes_per_range: int = 100_000
     max_sync_events: int = 20_000
+    retest_member_overdue_minutes: float = 120.0
+    """A de-pool member not re-sampled this long after their case opened is overdue."""
+    retest_case_overdue_minutes: float = 360.0
+    """A de-pool case not resolved this long after it opened is overdue."""
+    events_poll_seconds: float = 1.0
+    """How often the live feed (``GET /events``) looks for new events."""
 
 
 @lru_cache

@@ -3,6 +3,7 @@
 from screening.reference.models import District, Lab, SamplingPoint
 from screening.residents.models import Resident
 from screening.results.models import PlateRun, Result, Upload
+from screening.retests.models import AuditEntry, RetestCase, RetestEvent, RetestMember
 from screening.rounds.models import BarcodeRange, Round, RoundDistrict
 from screening.sampling.models import AppliedEvent, Sample, Tube
 from screening.tokens.models import ApiToken
@@ -11,6 +12,7 @@ from screening.transport.models import Box
 __all__ = [
     "ApiToken",
     "AppliedEvent",
+    "AuditEntry",
     "BarcodeRange",
     "Box",
     "District",
@@ -18,6 +20,9 @@ __all__ = [
     "PlateRun",
     "Resident",
     "Result",
+    "RetestCase",
+    "RetestEvent",
+    "RetestMember",
     "Round",
     "RoundDistrict",
     "Sample",

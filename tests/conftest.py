@@ -9,6 +9,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,6 +118,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 TABLES = (
+    "audit_log",
+    "retest_events",
+    "retest_members",
+    "retest_cases",
+    "plate_runs",
+    "results",
+    "uploads",
     "applied_events",
     "samples",
     "tubes",
@@ -266,10 +274,50 @@ class Scene:
             f"/rounds/{self.round_id}/samples", {"tube": tube, "resident_code": code, **extra}, who
         )
 
-    async def fill(self, tube: str, people: range, who: str = "P1") -> None:
+    async def fill(
+        self, tube: str, people: range | list[int], who: str = "P1", kind: str = "pool"
+    ) -> None:
         for i in people:
-            response = await self.sample(tube, self.codes[i], who)
+            response = await self.sample(tube, self.codes[i], who, kind=kind)
             assert response.status_code == 201, response.text
+
+    async def ship(self, tubes: list[str], box: str, lab: str = "L1", who: str = "P1") -> None:
+        """Seal (unless full already), box, dispatch and receive ``tubes`` at ``lab``."""
+        for tube in tubes:
+            r = await self.post(f"/rounds/{self.round_id}/tubes/{tube}/seal", None, who)
+            assert r.status_code in (200, 409), r.text
+        await self.ok("/boxes", {"barcode": box, "lab": lab, "tubes": tubes}, who)
+        await self.ok(f"/boxes/{box}/receive", {}, lab)
+
+    async def upload_lis(
+        self, rows: list[str], plate: str, lab: str = "L1", who: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a lis-csv plate (controls that pass, then ``rows`` of
+        ``well,tube,ORF1ab,N,IC``) and answer its summary."""
+        lines = [
+            "plate,well,sample,role,ORF1ab,N,IC",
+            f"{plate},A1,NTC,ntc,,,",
+            f"{plate},A2,PC,pc,28,29,27",
+        ]
+        for row in rows:
+            well, tube, cts = row.split(",", 2)
+            lines.append(f"{plate},{well},{tube},sample,{cts}")
+        response = await self.client.post(
+            f"/labs/{lab}/results",
+            headers=self.tokens[who or lab],
+            files={"file": (f"{plate}.csv", ("\n".join(lines) + "\n").encode(), "text/csv")},
+        )
+        assert response.status_code == 200, response.text
+        summary: dict[str, Any] = response.json()
+        return summary
+
+    async def status_of(self, person: int) -> str:
+        r = await self.client.post(
+            "/results/query", json={"id_number": self.ids[person], "name": self.names[person]}
+        )
+        assert r.status_code == 200, r.text
+        status: str = r.json()["items"][0]["status"]
+        return status
 
 
 @pytest.fixture

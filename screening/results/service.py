@@ -19,6 +19,7 @@ from screening.errors import UnreadableFile as UnreadableFileError
 from screening.reference.models import Lab
 from screening.results.models import Upload
 from screening.results.schemas import UploadSummary
+from screening.retests.service import actor_of, after_results
 from screening.tokens.service import Principal
 
 HEAD_BYTES = 1 << 16
@@ -100,6 +101,9 @@ async def upload_results(
             kit=kit,
             plate=plate,
             readings=readings,
+            after_store=lambda conn: after_results(
+                conn, f"{actor_of(principal)} upload {upload_id}"
+            ),
         )
     except (UnreadableFile, UnicodeDecodeError) as exc:
         raise UnreadableFileError(str(exc)) from None

@@ -24,6 +24,7 @@ from pooling.barcodes import format_barcode, parse_barcode
 from pooling.tubes import TubeKind, capacity_for
 from screening.errors import Conflict, Forbidden, NotFound, Unprocessable
 from screening.privacy import Vault, mask_id_number, mask_name
+from screening.retests.service import actor_of, link_singles
 from screening.rounds.service import RoundClosed
 from screening.sampling.schemas import MemberRead, SampleTaken, TubeRead, TubeSealed
 from screening.tokens.service import Principal
@@ -257,6 +258,8 @@ async def take_sample(
     row = (await session.execute(_TAKE_SLOT, params)).first()
     if row is None:
         raise await _refusal(session, serial, barcode, ctx.resident_id, tube_kind)
+    if tube_kind is TubeKind.SINGLE:
+        await link_singles(session, [row.id], actor_of(principal))
     if event_id is not None:
         await session.execute(
             text(

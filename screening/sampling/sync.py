@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pooling.barcodes import BadBarcode, format_barcode, parse_barcode
 from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
 from screening.errors import NotFound
+from screening.retests.service import actor_of, link_singles
 from screening.sampling.schemas import SyncAnswer, SyncEvent, SyncRejection
 from screening.tokens.service import Principal
 
@@ -267,7 +268,8 @@ async def apply_sync(
         outcome.reject(event.event_id, *reason)
         refused.append(event.event_id)
 
-    await _write(session, round_id, tubes, new_samples, touched)
+    singles = await _write(session, round_id, tubes, new_samples, touched)
+    await link_singles(session, singles, actor_of(principal))
     await _release(session, round_id, refused)
     applied = len(events) - len(refused)
     return SyncAnswer(applied=applied, duplicates=outcome.duplicates, rejected=outcome.rejected)
@@ -353,7 +355,9 @@ async def _write(
     tubes: dict[int, tuple[TubeSlots, int]],
     new_samples: list[tuple[_Event, int, int]],
     touched: dict[int, datetime | None],
-) -> None:
+) -> list[int]:
+    """Write the new samples and tube states; answer the ids of new single samples."""
+    singles: list[int] = []
     if new_samples:
         rows = (
             await session.execute(
@@ -369,6 +373,7 @@ async def _write(
             )
         ).all()
         ids = {(row.tube_serial, row.resident_id): row.id for row in rows}
+        singles = [ids[(e.serial, r)] for e, r, _ in new_samples if e.kind is TubeKind.SINGLE]
         await session.execute(
             _LINK_EVENTS,
             {
@@ -388,6 +393,7 @@ async def _write(
                 "sealed_ats": [touched[s] for s in serials],
             },
         )
+    return singles
 
 
 async def _release(session: AsyncSession, round_id: int, event_ids: list[str]) -> None:

@@ -1,0 +1,74 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from screening.auth import AdminOrLab, AdminOrSampler
+from screening.db import DbSession
+from screening.retests import service
+from screening.retests.schemas import CaseDetail, RetestList
+from screening.schemas import parse_cursor
+
+router = APIRouter(tags=["de-pooling"])
+
+
+@router.get("/rounds/{round_id}/retests", response_model=RetestList)
+async def list_retests(
+    round_id: int,
+    request: Request,
+    session: DbSession,
+    principal: AdminOrSampler,
+    status: Literal["open", "resolved"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> RetestList:
+    """De-pool cases of a round, oldest first, members masked; a sampler sees its own
+    point's cases."""
+    return await service.list_cases(
+        session,
+        principal,
+        request.app.state.vault,
+        request.app.state.settings,
+        round_id=round_id,
+        status=status,
+        after=parse_cursor(cursor),
+        limit=limit,
+    )
+
+
+@router.get("/rounds/{round_id}/retests/review", response_model=RetestList)
+async def review_list(
+    round_id: int,
+    request: Request,
+    session: DbSession,
+    principal: AdminOrLab,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> RetestList:
+    """Discordant cases (pool positive, every member negative) for the lab and CDC to
+    review; a lab sees the cases of pools it tested."""
+    return await service.list_cases(
+        session,
+        principal,
+        request.app.state.vault,
+        request.app.state.settings,
+        round_id=round_id,
+        status="resolved",
+        discordant_only=True,
+        after=parse_cursor(cursor),
+        limit=limit,
+    )
+
+
+@router.get("/rounds/{round_id}/retests/{case_id}", response_model=CaseDetail)
+async def read_retest(
+    round_id: int, case_id: int, request: Request, session: DbSession, principal: AdminOrSampler
+) -> CaseDetail:
+    """One case with its whole history: every change, who made it and when."""
+    return await service.read_case(
+        session,
+        principal,
+        request.app.state.vault,
+        request.app.state.settings,
+        round_id=round_id,
+        case_id=case_id,
+    )

@@ -1,0 +1,311 @@
+"""De-pooling (DOMAIN.md step 8, API.md De-pooling): cases open in the transaction that
+stores a positive or suspicious pool result, members link to their single re-test
+when it is registered and move with its result, and cases resolve, all set-based.
+
+Every change writes a ``retest_events`` row (who, when, from what), which is also
+what the live feed streams.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from screening.config import Settings
+from screening.errors import NotFound
+from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
+from screening.retests.schemas import CaseDetail, CaseRead, HistoryEntry, MemberRead, RetestList
+from screening.tokens.service import Principal
+
+FINAL = ("negative", "positive")
+
+
+def actor_of(principal: Principal) -> str:
+    """Who did it, for the history (never personal data)."""
+    if principal.role == "sampler":
+        return f"sampler:point {principal.sampling_point_id}"
+    if principal.role == "lab":
+        return f"lab:{principal.lab_id}"
+    return "admin" if principal.token_id is None else f"admin:token {principal.token_id}"
+
+
+# ---- after a lab upload stored its results (asyncpg, inside the upload's transaction)
+# ``ingest_resulted (tube, call)`` holds each tube's new latest call.
+
+_OPEN_CASES = """
+WITH opened AS (
+    INSERT INTO retest_cases (round_id, pool_tube_serial, sampling_point_id, lab_id,
+                              pool_result)
+    SELECT t.round_id, t.serial, t.sampling_point_id, t.lab_id, r.call
+    FROM ingest_resulted r JOIN tubes t ON t.serial = r.tube
+    WHERE t.kind = 'pool' AND r.call IN ('positive', 'suspicious')
+    ORDER BY t.serial
+    ON CONFLICT (pool_tube_serial) DO NOTHING
+    RETURNING id, round_id, pool_tube_serial, sampling_point_id
+), members AS (
+    INSERT INTO retest_members (case_id, resident_id)
+    SELECT DISTINCT o.id, s.resident_id
+    FROM opened o JOIN samples s ON s.tube_serial = o.pool_tube_serial
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, kind, to_status, actor)
+SELECT round_id, id, sampling_point_id, 'case-opened', 'open', $1 FROM opened ORDER BY id
+"""
+
+_MEMBERS_RESULTED = """
+WITH changed AS (
+    UPDATE retest_members m
+    SET status = CASE r.call WHEN 'negative' THEN 'negative' WHEN 'invalid' THEN 'invalid'
+                             ELSE 'positive' END,
+        updated_at = now()
+    FROM ingest_resulted r, retest_members old, retest_cases c
+    WHERE m.single_tube_serial = r.tube
+      AND old.case_id = m.case_id AND old.resident_id = m.resident_id
+      AND c.id = m.case_id AND c.status = 'open'
+      AND m.status <> CASE r.call WHEN 'negative' THEN 'negative'
+                                  WHEN 'invalid' THEN 'invalid' ELSE 'positive' END
+    RETURNING m.case_id, m.resident_id, old.status AS from_status, m.status AS to_status,
+              c.round_id, c.sampling_point_id
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, resident_id, kind,
+                           from_status, to_status, actor)
+SELECT round_id, case_id, sampling_point_id, resident_id, 'member-resulted', from_status,
+       to_status, $1
+FROM changed ORDER BY case_id, resident_id
+"""
+
+_RESOLVE = """
+WITH resolved AS (
+    UPDATE retest_cases c
+    SET status = 'resolved', resolved_at = now(),
+        discordant = NOT EXISTS (SELECT 1 FROM retest_members m
+                                 WHERE m.case_id = c.id AND m.status = 'positive')
+    WHERE c.status = 'open'
+      AND c.id IN (SELECT m.case_id FROM retest_members m
+                   JOIN ingest_resulted r ON r.tube = m.single_tube_serial)
+      AND NOT EXISTS (SELECT 1 FROM retest_members m
+                      WHERE m.case_id = c.id AND m.status NOT IN ('negative', 'positive'))
+    RETURNING c.id, c.round_id, c.sampling_point_id
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, kind, from_status, to_status,
+                           actor)
+SELECT round_id, id, sampling_point_id, 'case-resolved', 'open', 'resolved', $1
+FROM resolved ORDER BY id
+"""
+
+
+async def after_results(conn: Any, actor: str) -> None:
+    """Open cases for positive/suspicious pools, move members with their single
+    results, resolve finished cases. ``conn`` is the upload's asyncpg connection."""
+    await conn.execute(_OPEN_CASES, actor)
+    await conn.execute(_MEMBERS_RESULTED, actor)
+    await conn.execute(_RESOLVE, actor)
+
+
+# ---- when single samples are registered (scan or sync) -----------------------------
+
+_LINK_SINGLES = text("""
+WITH changed AS (
+    UPDATE retest_members m
+    SET status = 'resampled', single_tube_serial = s.tube_serial, updated_at = now()
+    FROM samples s, retest_members old, retest_cases c
+    WHERE s.id = ANY(:sample_ids) AND s.kind = 'single'
+      AND m.resident_id = s.resident_id
+      AND old.case_id = m.case_id AND old.resident_id = m.resident_id
+      AND c.id = m.case_id AND c.status = 'open'
+      AND m.status IN ('to-recall', 'invalid')
+    RETURNING m.case_id, m.resident_id, old.status AS from_status, c.round_id,
+              c.sampling_point_id
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, resident_id, kind,
+                           from_status, to_status, actor)
+SELECT round_id, case_id, sampling_point_id, resident_id, 'member-resampled', from_status,
+       'resampled', :actor
+FROM changed ORDER BY case_id, resident_id
+""").bindparams(bindparam("sample_ids", type_=ARRAY(BIGINT)))
+
+
+async def link_singles(session: AsyncSession, sample_ids: list[int], actor: str) -> None:
+    """Members of open cases registered in a single tube are now ``resampled``."""
+    if sample_ids:
+        await session.execute(_LINK_SINGLES, {"sample_ids": sample_ids, "actor": actor})
+
+
+# ---- overdue -----------------------------------------------------------------------
+
+_OVERDUE_MEMBERS = text("""
+WITH flagged AS (
+    UPDATE retest_members m SET overdue_at = now()
+    FROM retest_cases c
+    WHERE c.id = m.case_id AND c.status = 'open' AND m.status IN ('to-recall', 'invalid')
+      AND m.overdue_at IS NULL
+      AND greatest(c.opened_at, m.updated_at) <= now() - make_interval(secs => :member_secs)
+    RETURNING m.case_id, m.resident_id, m.status, c.round_id, c.sampling_point_id
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, resident_id, kind,
+                           from_status, to_status, actor)
+SELECT round_id, case_id, sampling_point_id, resident_id, 'member-overdue', status, status,
+       'system'
+FROM flagged ORDER BY case_id, resident_id
+""")
+
+_OVERDUE_CASES = text("""
+WITH flagged AS (
+    UPDATE retest_cases c SET overdue_at = now()
+    WHERE c.status = 'open' AND c.overdue_at IS NULL
+      AND c.opened_at <= now() - make_interval(secs => :case_secs)
+    RETURNING c.id, c.round_id, c.sampling_point_id
+)
+INSERT INTO retest_events (round_id, case_id, sampling_point_id, kind, from_status,
+                           to_status, actor)
+SELECT round_id, id, sampling_point_id, 'case-overdue', 'open', 'open', 'system'
+FROM flagged ORDER BY id
+""")
+
+
+async def flag_overdue(session: AsyncSession, settings: Settings) -> None:
+    """Flag members not re-sampled in time and cases not resolved in time, once each
+    (a ``member-overdue`` / ``case-overdue`` event). A member recalled again after an
+    invalid result counts from that result."""
+    await session.execute(
+        _OVERDUE_MEMBERS, {"member_secs": settings.retest_member_overdue_minutes * 60}
+    )
+    await session.execute(_OVERDUE_CASES, {"case_secs": settings.retest_case_overdue_minutes * 60})
+
+
+# ---- reading -----------------------------------------------------------------------
+
+_CASES = text("""
+SELECT c.id, c.status, c.pool_result, c.opened_at, c.resolved_at, c.discordant,
+       c.overdue_at, t.barcode AS pool_tube, p.code AS sampling_point, l.code AS lab,
+       extract(epoch FROM coalesce(c.resolved_at, now()) - c.opened_at) AS age_seconds
+FROM retest_cases c
+JOIN tubes t ON t.serial = c.pool_tube_serial
+JOIN sampling_points p ON p.id = c.sampling_point_id
+LEFT JOIN labs l ON l.id = c.lab_id
+WHERE c.round_id = :round_id
+  AND (CAST(:status AS text) IS NULL OR c.status = :status)
+  AND (CAST(:point AS int) IS NULL OR c.sampling_point_id = :point)
+  AND (CAST(:lab AS int) IS NULL OR c.lab_id = :lab)
+  AND (NOT :discordant_only OR c.discordant)
+  AND c.id > :after
+ORDER BY c.id
+LIMIT :limit
+""")
+
+_MEMBERS = text("""
+SELECT m.case_id, m.status, m.updated_at, m.overdue_at, r.code, r.name_enc, r.id_enc,
+       r.phone_enc, st.barcode AS single_tube
+FROM retest_members m
+JOIN residents r ON r.id = m.resident_id
+LEFT JOIN tubes st ON st.serial = m.single_tube_serial
+WHERE m.case_id = ANY(:case_ids)
+ORDER BY m.case_id, r.code
+""").bindparams(bindparam("case_ids", type_=ARRAY(BIGINT)))
+
+
+async def _round_exists(session: AsyncSession, round_id: int) -> None:
+    if await session.scalar(text("SELECT 1 FROM rounds WHERE id = :id"), {"id": round_id}) is None:
+        raise NotFound(f"no round {round_id}")
+
+
+async def list_cases(
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    settings: Settings,
+    *,
+    round_id: int,
+    status: str | None,
+    discordant_only: bool = False,
+    after: int = 0,
+    limit: int = 100,
+) -> RetestList:
+    """Cases of a round, members masked; a sampler sees its own point's, a lab its own."""
+    await _round_exists(session, round_id)
+    await flag_overdue(session, settings)
+    rows = (
+        await session.execute(
+            _CASES,
+            {
+                "round_id": round_id,
+                "status": status,
+                "point": principal.sampling_point_id if principal.role == "sampler" else None,
+                "lab": principal.lab_id if principal.role == "lab" else None,
+                "discordant_only": discordant_only,
+                "after": after,
+                "limit": limit,
+            },
+        )
+    ).all()
+    members: dict[int, list[MemberRead]] = {row.id: [] for row in rows}
+    if rows:
+        for m in (await session.execute(_MEMBERS, {"case_ids": list(members)})).all():
+            members[m.case_id].append(
+                MemberRead(
+                    resident_code=m.code,
+                    name_masked=mask_name(vault.decrypt(m.name_enc)),
+                    id_masked=mask_id_number(vault.decrypt(m.id_enc)),
+                    phone_masked=mask_phone(vault.decrypt(m.phone_enc)) if m.phone_enc else None,
+                    status=m.status,
+                    single_tube=m.single_tube,
+                    overdue=m.overdue_at is not None and m.status in ("to-recall", "invalid"),
+                )
+            )
+    items = [
+        CaseRead(
+            case_id=row.id,
+            status=row.status,
+            pool_tube=row.pool_tube,
+            pool_result=row.pool_result,
+            sampling_point=row.sampling_point,
+            lab=row.lab,
+            opened_at=row.opened_at,
+            resolved_at=row.resolved_at,
+            age_minutes=round(float(row.age_seconds) / 60, 1),
+            overdue=row.overdue_at is not None and row.status == "open",
+            discordant=row.discordant,
+            members=members[row.id],
+        )
+        for row in rows
+    ]
+    return RetestList(
+        items=items, next_cursor=str(items[-1].case_id) if len(items) == limit else None
+    )
+
+
+_HISTORY = text("""
+SELECT e.at, e.kind, r.code AS resident_code, e.from_status, e.to_status, e.actor
+FROM retest_events e LEFT JOIN residents r ON r.id = e.resident_id
+WHERE e.case_id = :case_id ORDER BY e.id
+""")
+
+
+async def read_case(
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    settings: Settings,
+    *,
+    round_id: int,
+    case_id: int,
+) -> CaseDetail:
+    found = await list_cases(
+        session,
+        principal,
+        vault,
+        settings,
+        round_id=round_id,
+        status=None,
+        after=case_id - 1,
+        limit=1,
+    )
+    if not found.items or found.items[0].case_id != case_id:
+        raise NotFound(f"no de-pool case {case_id} in round {round_id}")
+    history = [
+        HistoryEntry(**row._mapping)
+        for row in (await session.execute(_HISTORY, {"case_id": case_id})).all()
+    ]
+    return CaseDetail(**found.items[0].model_dump(), history=history)

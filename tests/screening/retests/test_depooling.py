@@ -1,0 +1,289 @@
+"""De-pooling through the HTTP API (API.md De-pooling, DOMAIN.md step 8): positive and
+suspicious pools open one case each, single re-tests link and resolve it, invalid
+singles recall again, discordant cases reach the review list, roles see their own."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+POSITIVE, SUSPICIOUS, NEGATIVE, INVALID = "30.1,31.2,26", ",35.0,26", ",,26", ",,"
+
+
+async def positive_pool(scene, people=(0, 1, 2), *, tube_no=0, cts=POSITIVE, plate="PL1"):
+    """A P1 pool of ``people``, shipped to L1 and resulted with ``cts``; its barcode."""
+    tube = scene.barcodes["P1"][tube_no]
+    await scene.fill(tube, list(people))
+    await scene.ship([tube], box=f"BOX-{tube_no}")
+    await scene.upload_lis([f"A3,{tube},{cts}"], plate)
+    return tube
+
+
+async def singles(scene, people, *, first_tube=10, who="P1", box="SINGLES"):
+    """Each person swabbed alone in a single tube, shipped to L1; their tubes."""
+    point = who
+    tubes = []
+    for k, person in enumerate(people):
+        tube = scene.barcodes[point][first_tube + k]
+        await scene.fill(tube, [person], who, kind="single")
+        tubes.append(tube)
+    await scene.ship(tubes, box=box, who=who)
+    return tubes
+
+
+async def cases(scene, who="admin", **params):
+    r = await scene.client.get(
+        f"/rounds/{scene.round_id}/retests", headers=scene.tokens[who], params=params
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+class TestOpening:
+    async def test_a_positive_pool_opens_a_case_with_every_member_to_recall(self, scene):
+        tube = await positive_pool(scene)
+        [case] = await cases(scene)
+        assert (case["pool_tube"], case["pool_result"], case["status"]) == (
+            tube,
+            "positive",
+            "open",
+        )
+        assert case["sampling_point"] == "P1" and case["lab"] == "L1"
+        assert sorted(m["resident_code"] for m in case["members"]) == sorted(scene.codes[:3])
+        assert {m["status"] for m in case["members"]} == {"to-recall"}
+        assert case["overdue"] is False and case["discordant"] is None
+
+    async def test_members_are_masked(self, scene):
+        await positive_pool(scene)
+        [case] = await cases(scene)
+        member = next(m for m in case["members"] if m["resident_code"] == scene.codes[0])
+        assert member["name_masked"] != scene.names[0] and "*" in member["name_masked"]
+        assert member["id_masked"].count("*") >= 10
+        assert member["phone_masked"] is not None and "*" in member["phone_masked"]
+        text_of_answer = str(case)
+        for i in range(3):
+            assert scene.ids[i] not in text_of_answer and scene.names[i] not in text_of_answer
+
+    async def test_a_suspicious_pool_opens_a_case_too(self, scene):
+        await positive_pool(scene, cts=SUSPICIOUS)
+        [case] = await cases(scene)
+        assert case["pool_result"] == "suspicious"
+
+    async def test_negative_and_invalid_pools_open_none(self, scene):
+        await positive_pool(scene, cts=NEGATIVE)
+        await positive_pool(scene, people=(3,), tube_no=1, cts=INVALID, plate="PL2")
+        assert await cases(scene) == []
+
+    async def test_a_repeated_or_amended_result_never_opens_a_second_case(self, scene, db_session):
+        tube = await positive_pool(scene)
+        await scene.upload_lis([f"A3,{tube},29.0,30.0,26"], "PL1-RERUN")  # a new version
+        await scene.upload_lis([f"A3,{tube},{SUSPICIOUS}"], "PL1-RERUN2")
+        assert len(await cases(scene)) == 1
+        assert await db_session.scalar(text("SELECT count(*) FROM retest_members")) == 3
+
+    async def test_the_case_opens_in_the_upload_transaction(self, scene, db_session):
+        """A failing upload leaves neither result nor case behind."""
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0, 1])
+        await scene.ship([tube], box="B")
+        await db_session.execute(
+            text(
+                "CREATE FUNCTION fail_members() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'boom'; END $$"
+            )
+        )
+        await db_session.execute(
+            text(
+                "CREATE TRIGGER fail_members BEFORE INSERT ON retest_members"
+                " FOR EACH ROW EXECUTE FUNCTION fail_members()"
+            )
+        )
+        lines = "plate,well,sample,role,ORF1ab,N,IC\nP,A1,NTC,ntc,,,\nP,A2,PC,pc,28,29,27\n"
+        r = await scene.client.post(
+            "/labs/L1/results",
+            headers=scene.tokens["L1"],
+            files={"file": ("p.csv", (lines + f"P,A3,{tube},sample,{POSITIVE}\n").encode())},
+        )
+        assert r.status_code == 500
+        counts = await db_session.execute(
+            text("SELECT (SELECT count(*) FROM results), (SELECT count(*) FROM retest_cases)")
+        )
+        assert tuple(counts.one()) == (0, 0)
+
+
+class TestConcurrency:
+    async def test_two_uploads_racing_on_one_pool_open_one_case(
+        self, committed_client, engine, make_scene
+    ):
+        scene = await make_scene(committed_client).build(residents=4)
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0, 1, 2])
+        await scene.ship([tube], box="RACE")
+        answers = await asyncio.gather(
+            *(scene.upload_lis([f"A3,{tube},{POSITIVE}"], f"RACE-{k}") for k in range(4))
+        )
+        assert len({a["upload_id"] for a in answers}) == 4
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM retest_cases),"
+                        " (SELECT count(*) FROM retest_members),"
+                        " (SELECT count(*) FROM retest_events WHERE kind = 'case-opened')"
+                    )
+                )
+            ).one()
+        assert tuple(row) == (1, 3, 1)
+
+
+class TestResampling:
+    async def test_a_single_tube_moves_the_member_to_resampled(self, scene):
+        await positive_pool(scene)
+        await singles(scene, [0])
+        [case] = await cases(scene)
+        by_code = {m["resident_code"]: m for m in case["members"]}
+        assert by_code[scene.codes[0]]["status"] == "resampled"
+        assert by_code[scene.codes[0]]["single_tube"] == scene.barcodes["P1"][10]
+        assert by_code[scene.codes[1]]["status"] == "to-recall"
+
+    async def test_an_offline_sync_links_single_tubes_too(self, scene):
+        await positive_pool(scene)
+        tube = scene.barcodes["P1"][11]
+        r = await scene.post(
+            f"/rounds/{scene.round_id}/sync",
+            {
+                "events": [
+                    {
+                        "event_id": "s-1",
+                        "type": "sample",
+                        "tube": tube,
+                        "resident_code": scene.codes[1],
+                        "kind": "single",
+                        "at": "2026-11-22T10:00:00+08:00",
+                    }
+                ]
+            },
+            "P1",
+        )
+        assert r.status_code == 200 and r.json()["applied"] == 1, r.text
+        [case] = await cases(scene)
+        member = next(m for m in case["members"] if m["resident_code"] == scene.codes[1])
+        assert (member["status"], member["single_tube"]) == ("resampled", tube)
+
+    async def test_a_pooled_sample_does_not_count_as_a_re_test(self, scene):
+        await positive_pool(scene)
+        await scene.fill(scene.barcodes["P1"][5], [0])
+        [case] = await cases(scene)
+        assert {m["status"] for m in case["members"]} == {"to-recall"}
+
+    async def test_single_results_resolve_the_case_and_the_query_follows(self, scene):
+        await positive_pool(scene, people=(0, 1))
+        assert [await scene.status_of(p) for p in (0, 1)] == ["retest", "retest"]
+        t = await singles(scene, [0, 1])
+        await scene.upload_lis([f"A3,{t[0]},{NEGATIVE}", f"A4,{t[1]},{POSITIVE}"], "SINGLE-1")
+        [case] = await cases(scene)
+        assert case["status"] == "resolved" and case["discordant"] is False
+        statuses = {m["resident_code"]: m["status"] for m in case["members"]}
+        assert statuses == {scene.codes[0]: "negative", scene.codes[1]: "positive"}
+        assert [await scene.status_of(p) for p in (0, 1)] == ["negative", "positive"]
+        assert await cases(scene, status="open") == []
+        assert len(await cases(scene, status="resolved")) == 1
+
+    async def test_an_invalid_single_recalls_the_member_again(self, scene):
+        await positive_pool(scene, people=(0,))
+        [first] = await singles(scene, [0])
+        await scene.upload_lis([f"A3,{first},{INVALID}"], "SINGLE-1")
+        [case] = await cases(scene)
+        assert (case["status"], case["members"][0]["status"]) == ("open", "invalid")
+        assert await scene.status_of(0) == "invalid"
+        [second] = await singles(scene, [0], first_tube=12, box="SINGLES-2")
+        [case] = await cases(scene)
+        assert (case["members"][0]["status"], case["members"][0]["single_tube"]) == (
+            "resampled",
+            second,
+        )
+        await scene.upload_lis([f"A3,{second},{NEGATIVE}"], "SINGLE-2")
+        [case] = await cases(scene)
+        assert case["status"] == "resolved"
+
+    async def test_all_members_negative_is_discordant_and_reaches_the_review_list(self, scene):
+        await positive_pool(scene, people=(0, 1))
+        t = await singles(scene, [0, 1])
+        await scene.upload_lis([f"A3,{t[0]},{NEGATIVE}", f"A4,{t[1]},{NEGATIVE}"], "SINGLE-1")
+        [case] = await cases(scene)
+        assert (case["status"], case["discordant"]) == ("resolved", True)
+        for who, expected in (("admin", 1), ("L1", 1), ("L2", 0)):
+            r = await scene.client.get(
+                f"/rounds/{scene.round_id}/retests/review", headers=scene.tokens[who]
+            )
+            assert r.status_code == 200, r.text
+            assert len(r.json()["items"]) == expected, who
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests/review", headers=scene.tokens["P1"]
+        )
+        assert r.status_code == 403
+
+    async def test_the_history_keeps_every_change_in_order_with_who_made_it(self, scene):
+        await positive_pool(scene, people=(0,))
+        [tube] = await singles(scene, [0])
+        await scene.upload_lis([f"A3,{tube},{NEGATIVE}"], "SINGLE-1")
+        [case] = await cases(scene)
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests/{case['case_id']}", headers=scene.tokens["admin"]
+        )
+        assert r.status_code == 200, r.text
+        history = [
+            (h["kind"], h["from_status"], h["to_status"], h["actor"].split(":")[0])
+            for h in r.json()["history"]
+        ]
+        assert history == [
+            ("case-opened", None, "open", "lab"),
+            ("member-resampled", "to-recall", "resampled", "sampler"),
+            ("member-resulted", "resampled", "negative", "lab"),
+            ("case-resolved", "open", "resolved", "lab"),
+        ]
+        assert r.json()["history"][1]["resident_code"] == scene.codes[0]
+
+
+class TestWhoSeesWhat:
+    async def test_a_sampler_sees_its_own_points_cases_only(self, scene):
+        await positive_pool(scene)
+        assert len(await cases(scene, "P1")) == 1
+        assert await cases(scene, "P2") == []
+        [case] = await cases(scene)
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests/{case['case_id']}", headers=scene.tokens["P2"]
+        )
+        assert r.status_code == 404
+
+    async def test_labs_and_strangers_are_refused(self, scene):
+        for headers, status in ((scene.tokens["L1"], 403), ({}, 401)):
+            r = await scene.client.get(f"/rounds/{scene.round_id}/retests", headers=headers)
+            assert r.status_code == status
+
+    async def test_an_unknown_round_is_not_found(self, scene):
+        r = await scene.client.get("/rounds/999/retests", headers=scene.tokens["admin"])
+        assert (r.status_code, r.json()["type"]) == (404, "not-found")
+
+
+class TestOverdue:
+    async def test_late_members_and_cases_are_flagged_once(self, scene, app, db_session):
+        await positive_pool(scene, people=(0, 1))
+        await singles(scene, [0])
+        [case] = await cases(scene)
+        assert case["overdue"] is False
+        app.state.settings = app.state.settings.model_copy(
+            update={"retest_member_overdue_minutes": 0, "retest_case_overdue_minutes": 0}
+        )
+        [case] = await cases(scene)
+        await cases(scene)
+        assert case["overdue"] is True
+        flags = {m["resident_code"]: m["overdue"] for m in case["members"]}
+        assert flags == {scene.codes[0]: False, scene.codes[1]: True}  # 0 was re-sampled
+        kinds = (
+            await db_session.execute(
+                text("SELECT kind, count(*) FROM retest_events GROUP BY kind ORDER BY kind")
+            )
+        ).all()
+        assert dict(kinds)["case-overdue"] == 1 and dict(kinds)["member-overdue"] == 1
