@@ -2,10 +2,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from screening.auth import AdminOrLab, AdminOrSampler
+from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
 from screening.db import DbSession
 from screening.retests import service
-from screening.retests.schemas import CaseDetail, RetestList
+from screening.retests.schemas import AdviceRead, CaseDetail, RetestList
 from screening.schemas import parse_cursor
 
 router = APIRouter(tags=["de-pooling"])
@@ -72,3 +72,10 @@ async def read_retest(
         round_id=round_id,
         case_id=case_id,
     )
+
+
+@router.get("/rounds/{round_id}/advice", response_model=AdviceRead)
+async def pool_size_advice(round_id: int, session: DbSession, _: AdminOnly) -> AdviceRead:
+    """Per district: observed prevalence with a Wilson interval, Dorfman tests per person
+    for pools of 1, 5, 10 and 20, the Ct shift of pooling, and the advised pool size."""
+    return await service.pool_size_advice(session, round_id)

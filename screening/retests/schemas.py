@@ -55,3 +55,32 @@ class HistoryEntry(BaseModel):
 
 class CaseDetail(CaseRead):
     history: list[HistoryEntry]
+
+
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
+class DistrictAdvice(BaseModel):
+    district: str
+    pool_size: int
+    """The pool size this round used there."""
+    tested: int
+    """People with a result in this round (pooled or single)."""
+    positive: int
+    """People with a positive (or suspicious) single result."""
+    prevalence: float | None
+    interval: Interval
+    """95% Wilson score interval of the prevalence."""
+    expected_tests: dict[int, float]
+    """Dorfman tests per person for n = 1, 5, 10, 20, at the interval's upper bound."""
+    ct_shift: dict[int, float]
+    """Cycles a positive's Ct moves later in a pool of n (log2 n)."""
+    recommended: int
+    reason: str
+
+
+class AdviceRead(BaseModel):
+    round_id: int
+    districts: list[DistrictAdvice]

@@ -14,10 +14,20 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pooling.advice import advise
 from screening.config import Settings
 from screening.errors import NotFound
 from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
-from screening.retests.schemas import CaseDetail, CaseRead, HistoryEntry, MemberRead, RetestList
+from screening.retests.schemas import (
+    AdviceRead,
+    CaseDetail,
+    CaseRead,
+    DistrictAdvice,
+    HistoryEntry,
+    Interval,
+    MemberRead,
+    RetestList,
+)
 from screening.tokens.service import Principal
 
 FINAL = ("negative", "positive")
@@ -309,3 +319,43 @@ async def read_case(
         for row in (await session.execute(_HISTORY, {"case_id": case_id})).all()
     ]
     return CaseDetail(**found.items[0].model_dump(), history=history)
+
+
+_OBSERVED = text("""
+SELECT d.code, rd.pool_size,
+       count(DISTINCT s.resident_id) FILTER (WHERE t.result_call IS NOT NULL) AS tested,
+       count(DISTINCT s.resident_id) FILTER (
+           WHERE t.kind = 'single' AND t.result_call IN ('positive', 'suspicious')) AS positive
+FROM round_districts rd
+JOIN districts d ON d.id = rd.district_id
+LEFT JOIN sampling_points p ON p.district_id = d.id
+LEFT JOIN tubes t ON t.sampling_point_id = p.id AND t.round_id = rd.round_id
+LEFT JOIN samples s ON s.tube_serial = t.serial
+WHERE rd.round_id = :round_id
+GROUP BY d.code, rd.pool_size
+ORDER BY d.code
+""")
+
+
+async def pool_size_advice(session: AsyncSession, round_id: int) -> AdviceRead:
+    """Per district: observed prevalence (people counted where they were swabbed),
+    Dorfman costs and the advised pool size for the next round."""
+    await _round_exists(session, round_id)
+    districts = []
+    for row in (await session.execute(_OBSERVED, {"round_id": round_id})).all():
+        advice = advise(row.positive, row.tested, row.pool_size)
+        districts.append(
+            DistrictAdvice(
+                district=row.code,
+                pool_size=row.pool_size,
+                tested=row.tested,
+                positive=row.positive,
+                prevalence=advice.prevalence,
+                interval=Interval(low=advice.interval[0], high=advice.interval[1]),
+                expected_tests=advice.expected_tests,
+                ct_shift=advice.ct_shift,
+                recommended=advice.recommended,
+                reason=advice.reason,
+            )
+        )
+    return AdviceRead(round_id=round_id, districts=districts)

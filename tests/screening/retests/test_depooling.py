@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import text
 
 POSITIVE, SUSPICIOUS, NEGATIVE, INVALID = "30.1,31.2,26", ",35.0,26", ",,26", ",,"
@@ -287,3 +288,36 @@ class TestOverdue:
             )
         ).all()
         assert dict(kinds)["case-overdue"] == 1 and dict(kinds)["member-overdue"] == 1
+
+
+class TestAdvice:
+    async def test_advice_counts_people_where_they_were_swabbed(self, scene):
+        await positive_pool(scene, people=(0, 1, 2))
+        t = await singles(scene, [0, 1, 2])
+        await scene.upload_lis(
+            [f"A3,{t[0]},{POSITIVE}", f"A4,{t[1]},{NEGATIVE}", f"A5,{t[2]},{NEGATIVE}"], "S-1"
+        )
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/advice", headers=scene.tokens["admin"]
+        )
+        assert r.status_code == 200, r.text
+        d1, d2 = r.json()["districts"]
+        assert (d1["district"], d1["tested"], d1["positive"]) == ("D1", 3, 1)
+        assert d1["prevalence"] == pytest.approx(1 / 3)
+        assert d1["interval"]["low"] < 1 / 3 < d1["interval"]["high"]
+        assert set(d1["expected_tests"]) == {"1", "5", "10", "20"}
+        assert d1["ct_shift"]["10"] == pytest.approx(3.32)
+        assert (d1["recommended"], d1["pool_size"]) == (10, 10)  # too few people to move
+        assert (d2["district"], d2["tested"], d2["prevalence"], d2["recommended"]) == (
+            "D2",
+            0,
+            None,
+            20,
+        )
+
+    async def test_advice_is_for_the_command_center(self, scene):
+        for who in ("P1", "L1"):
+            r = await scene.client.get(
+                f"/rounds/{scene.round_id}/advice", headers=scene.tokens[who]
+            )
+            assert r.status_code == 403
