@@ -15,24 +15,18 @@ from collections.abc import Sequence
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
+
+from reports.fonts import CJK_FONT, ensure_cjk_font
 
 COLUMNS, ROWS = 3, 10
 MARGIN = 10 * mm
-CJK_FONT = "STSong-Light"
-
-
-def _ensure_font() -> None:
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
 
 
 def render_label_sheet(barcodes: Sequence[str], *, caption: str = "") -> bytes:
     if not barcodes:
         raise ValueError("no barcodes to print")
-    _ensure_font()
+    ensure_cjk_font()
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=A4)
     canvas.setTitle("tube labels")

@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
 from screening.db import DbSession
@@ -79,3 +79,26 @@ async def pool_size_advice(round_id: int, session: DbSession, _: AdminOnly) -> A
     """Per district: observed prevalence with a Wilson interval, Dorfman tests per person
     for pools of 1, 5, 10 and 20, the Ct shift of pooling, and the advised pool size."""
     return await service.pool_size_advice(session, round_id)
+
+
+@router.get(
+    "/rounds/{round_id}/retests/{case_id}/recall.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "A4 recall sheet"}},
+)
+async def recall_sheet(
+    round_id: int, case_id: int, request: Request, session: DbSession, principal: AdminOnly
+) -> Response:
+    """The re-sampling squad's sheet: members' full names, phones and where they were
+    swabbed. The one place these are shown in full; every download is audited."""
+    pdf = await service.recall_sheet(
+        session, principal, request.app.state.vault, round_id=round_id, case_id=case_id
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="recall-{round_id}-{case_id}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )

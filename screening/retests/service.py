@@ -8,13 +8,16 @@ what the live feed streams.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pooling.advice import advise
+from reports.recall import RecallCase, RecallMember, render_recall_sheet
 from screening.config import Settings
 from screening.errors import NotFound
 from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
@@ -359,3 +362,61 @@ async def pool_size_advice(session: AsyncSession, round_id: int) -> AdviceRead:
             )
         )
     return AdviceRead(round_id=round_id, districts=districts)
+
+
+_RECALL_CASE = text("""
+SELECT c.id, r.name AS round_name, t.barcode AS pool_tube, c.pool_result,
+       p.code || ' ' || p.name AS sampling_point, p.address, l.code AS lab, c.opened_at
+FROM retest_cases c
+JOIN rounds r ON r.id = c.round_id
+JOIN tubes t ON t.serial = c.pool_tube_serial
+JOIN sampling_points p ON p.id = c.sampling_point_id
+LEFT JOIN labs l ON l.id = c.lab_id
+WHERE c.id = :case_id AND c.round_id = :round_id
+""")
+
+
+async def recall_sheet(
+    session: AsyncSession, principal: Principal, vault: Vault, *, round_id: int, case_id: int
+) -> bytes:
+    """The squad's recall sheet (full names and phones) as PDF; every download is
+    written to the audit trail in the same transaction."""
+    row = (await session.execute(_RECALL_CASE, {"case_id": case_id, "round_id": round_id})).first()
+    if row is None:
+        raise NotFound(f"no de-pool case {case_id} in round {round_id}")
+    members = [
+        RecallMember(
+            resident_code=m.code,
+            name=vault.decrypt(m.name_enc),
+            phone=vault.decrypt(m.phone_enc) if m.phone_enc else None,
+            status=m.status,
+            single_tube=m.single_tube,
+        )
+        for m in (await session.execute(_MEMBERS, {"case_ids": [case_id]})).all()
+    ]
+    await session.execute(
+        text(
+            "INSERT INTO audit_log (role, token_id, action, subject, detail)"
+            " VALUES (:role, :token, 'recall-sheet', :subject, CAST(:detail AS jsonb))"
+        ),
+        {
+            "role": principal.role,
+            "token": principal.token_id,
+            "subject": f"retest_case:{case_id}",
+            "detail": f'{{"round_id": {round_id}, "members": {len(members)}}}',
+        },
+    )
+    case = RecallCase(
+        case_id=row.id,
+        round_name=row.round_name,
+        pool_tube=row.pool_tube,
+        pool_result=row.pool_result,
+        sampling_point=row.sampling_point,
+        address=row.address,
+        lab=row.lab,
+        opened_at=row.opened_at,
+    )
+    printed_at = datetime.now(UTC)
+    return await anyio.to_thread.run_sync(
+        lambda: render_recall_sheet(case, members, printed_at=printed_at)
+    )

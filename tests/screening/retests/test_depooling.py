@@ -5,8 +5,10 @@ singles recall again, discordant cases reach the review list, roles see their ow
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import text
 
 POSITIVE, SUSPICIOUS, NEGATIVE, INVALID = "30.1,31.2,26", ",35.0,26", ",,26", ",,"
@@ -321,3 +323,42 @@ class TestAdvice:
                 f"/rounds/{scene.round_id}/advice", headers=scene.tokens[who]
             )
             assert r.status_code == 403
+
+
+class TestRecallSheet:
+    async def test_the_sheet_shows_full_names_phones_and_the_address_and_is_audited(
+        self, scene, db_session
+    ):
+        await positive_pool(scene, people=(0, 1))
+        [case] = await cases(scene)
+        url = f"/rounds/{scene.round_id}/retests/{case['case_id']}/recall.pdf"
+        r = await scene.client.get(url, headers=scene.tokens["admin"])
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/pdf"
+        assert r.headers["cache-control"] == "no-store"
+        extracted = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
+        for person in (0, 1):
+            assert scene.names[person] in extracted
+            assert f"1380000{person:04d}" in extracted
+            assert scene.codes[person] in extracted
+            assert scene.ids[person] not in extracted
+        assert "中山路1号" in extracted  # P1's address: where the tube was taken
+        assert scene.names[2] not in extracted
+        audit = (
+            await db_session.execute(text("SELECT role, action, subject FROM audit_log"))
+        ).all()
+        assert [tuple(a) for a in audit] == [
+            ("admin", "recall-sheet", f"retest_case:{case['case_id']}")
+        ]
+
+    async def test_only_the_command_center_downloads_it(self, scene, db_session):
+        await positive_pool(scene)
+        [case] = await cases(scene)
+        url = f"/rounds/{scene.round_id}/retests/{case['case_id']}/recall.pdf"
+        for who in ("P1", "L1"):
+            assert (await scene.client.get(url, headers=scene.tokens[who])).status_code == 403
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests/999/recall.pdf", headers=scene.tokens["admin"]
+        )
+        assert r.status_code == 404
+        assert await db_session.scalar(text("SELECT count(*) FROM audit_log")) == 0
