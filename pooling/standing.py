@@ -6,6 +6,8 @@
   reads ``retest`` (single-target amplification is handled like a positive, so the
   person must be swabbed alone); invalid reads ``invalid`` (sample again).
 - No result yet: ``pending``.
+- A pooled sample whose de-pool case has this person's single re-test answered (in
+  this round or a later one) reads as that answer: ``retest`` ends with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 class SampleOutcome:
     kind: str  # "pool" | "single"
     call: str | None  # negative | positive | suspicious | invalid | None (no result yet)
+    retest: str | None = None  # a pooled sample's de-pool member status, if a case opened
 
 
 POOL_READS = {
@@ -33,6 +36,8 @@ SINGLE_READS = {
     "invalid": "invalid",
 }
 
+RETEST_ANSWERS = ("negative", "positive", "invalid")
+
 
 def resident_status(samples_oldest_first: Iterable[SampleOutcome]) -> str:
     status = "pending"
@@ -42,6 +47,8 @@ def resident_status(samples_oldest_first: Iterable[SampleOutcome]) -> str:
             continue
         if sample.kind == "single":
             single_status = SINGLE_READS[sample.call]
+        elif sample.retest in RETEST_ANSWERS:
+            single_status = sample.retest
         else:
             status = POOL_READS[sample.call]
     return single_status or status

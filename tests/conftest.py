@@ -76,6 +76,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=secrets.token_hex(32),
         token_cache_seconds=0.0,
+        events_poll_seconds=0.05,
     )
 
 
@@ -281,10 +282,17 @@ class Scene:
             response = await self.sample(tube, self.codes[i], who, kind=kind)
             assert response.status_code == 201, response.text
 
-    async def ship(self, tubes: list[str], box: str, lab: str = "L1", who: str = "P1") -> None:
+    async def ship(
+        self,
+        tubes: list[str],
+        box: str,
+        lab: str = "L1",
+        who: str = "P1",
+        round_id: int | None = None,
+    ) -> None:
         """Seal (unless full already), box, dispatch and receive ``tubes`` at ``lab``."""
         for tube in tubes:
-            r = await self.post(f"/rounds/{self.round_id}/tubes/{tube}/seal", None, who)
+            r = await self.post(f"/rounds/{round_id or self.round_id}/tubes/{tube}/seal", None, who)
             assert r.status_code in (200, 409), r.text
         await self.ok("/boxes", {"barcode": box, "lab": lab, "tubes": tubes}, who)
         await self.ok(f"/boxes/{box}/receive", {}, lab)

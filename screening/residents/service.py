@@ -326,10 +326,14 @@ async def find_resident_ids(
 _STANDINGS = text(
     """
     SELECT r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
-           t.result_call AS call, t.resulted_at AS reported_at
+           t.result_call AS call, t.resulted_at AS reported_at, m.status AS retest,
+           CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END
+               AS retest_at
     FROM samples s
     JOIN rounds r ON r.id = s.round_id
     JOIN tubes t ON t.serial = s.tube_serial
+    LEFT JOIN retest_cases c ON c.pool_tube_serial = t.serial
+    LEFT JOIN retest_members m ON m.case_id = c.id AND m.resident_id = s.resident_id
     WHERE s.resident_id = ANY(:ids)
     ORDER BY r.id DESC, s.sampled_at, s.id
     """
@@ -345,8 +349,8 @@ async def standings(session: AsyncSession, resident_ids: list[int]) -> list[Roun
     items = []
     for group in by_round.values():
         first, last = group[0], group[-1]
-        outcomes = [SampleOutcome(r.kind, r.call) for r in group]
-        reported = [r.reported_at for r in group if r.reported_at]
+        outcomes = [SampleOutcome(r.kind, r.call, r.retest) for r in group]
+        reported = [t for r in group for t in (r.reported_at, r.retest_at) if t]
         items.append(
             RoundStanding(
                 round=first.round_name,

@@ -1,10 +1,11 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
 from screening.db import DbSession
-from screening.retests import service
+from screening.retests import feed, service
 from screening.retests.schemas import AdviceRead, CaseDetail, RetestList
 from screening.schemas import parse_cursor
 
@@ -101,4 +102,40 @@ async def recall_sheet(
             "Content-Disposition": f'inline; filename="recall-{round_id}-{case_id}.pdf"',
             "Cache-Control": "no-store",
         },
+    )
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+async def events(
+    request: Request,
+    principal: AdminOrSampler,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    round_id: Annotated[int | None, Query(alias="round")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None,
+) -> StreamingResponse:
+    """Live de-pooling events (Server-Sent Events): case-opened, member-resampled,
+    member-resulted, case-resolved, case-overdue, member-overdue, in order. A sampler
+    gets its own point's. Resumes after ``Last-Event-ID`` (or ``after``); a new stream
+    starts from now. ``limit``/``max_seconds`` end the stream (long-poll clients)."""
+    resume = after
+    if resume is None and last_event_id is not None and last_event_id.strip().isdigit():
+        resume = int(last_event_id.strip())
+    start = await feed.start_after(request.app.state.sessionmaker, resume)
+    return StreamingResponse(
+        feed.stream(
+            request,
+            principal,
+            after=start,
+            round_id=round_id,
+            limit=limit,
+            max_seconds=max_seconds,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import orjson
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
@@ -362,3 +363,124 @@ class TestRecallSheet:
         )
         assert r.status_code == 404
         assert await db_session.scalar(text("SELECT count(*) FROM audit_log")) == 0
+
+
+def frames(body: str) -> list[dict[str, str]]:
+    """SSE frames as {id, event, data}; comments and the retry line dropped."""
+    out = []
+    for block in body.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if "event" in fields:
+            out.append(fields)
+    return out
+
+
+class TestLiveFeed:
+    async def test_the_feed_delivers_every_change_in_order(self, committed_client, make_scene):
+        scene = await make_scene(committed_client).build(residents=4)
+        await positive_pool(scene, people=(0,))
+        [tube] = await singles(scene, [0])
+        await scene.upload_lis([f"A3,{tube},{NEGATIVE}"], "SINGLE-1")
+        r = await scene.client.get(
+            "/events", params={"after": 0, "limit": 4}, headers=scene.tokens["admin"]
+        )
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        got = frames(r.text)
+        assert [f["event"] for f in got] == [
+            "case-opened",
+            "member-resampled",
+            "member-resulted",
+            "case-resolved",
+        ]
+        ids = [int(f["id"]) for f in got]
+        assert ids == sorted(ids)
+        data = orjson.loads(got[1]["data"])
+        assert (data["resident_code"], data["from"], data["to"]) == (
+            scene.codes[0],
+            "to-recall",
+            "resampled",
+        )
+        assert data["sampling_point"] == "P1"
+        for person in range(4):
+            assert scene.names[person] not in r.text and scene.ids[person] not in r.text
+
+        # a reconnecting client resumes after the last event it saw
+        r = await scene.client.get(
+            "/events",
+            params={"limit": 2},
+            headers={**scene.tokens["admin"], "Last-Event-ID": str(ids[1])},
+        )
+        assert [f["event"] for f in frames(r.text)] == ["member-resulted", "case-resolved"]
+
+        # a sampler of another point sees none of it; a lab may not listen
+        r = await scene.client.get(
+            "/events", params={"after": 0, "max_seconds": 0.3}, headers=scene.tokens["P2"]
+        )
+        assert r.status_code == 200 and frames(r.text) == []
+        r = await scene.client.get(
+            "/events", params={"after": 0, "limit": 1}, headers=scene.tokens["P1"]
+        )
+        assert [f["event"] for f in frames(r.text)] == ["case-opened"]
+        r = await scene.client.get("/events", headers=scene.tokens["L1"])
+        assert r.status_code == 403
+
+    async def test_events_arriving_while_listening_are_streamed(self, committed_client, make_scene):
+        scene = await make_scene(committed_client).build(residents=4)
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0, 1])
+        await scene.ship([tube], box="LIVE")
+        listening = asyncio.create_task(
+            scene.client.get(
+                "/events", params={"limit": 1, "max_seconds": 20}, headers=scene.tokens["admin"]
+            )
+        )
+        await asyncio.sleep(0.3)  # the stream starts from "now"
+        await scene.upload_lis([f"A3,{tube},{POSITIVE}"], "LIVE-1")
+        r = await listening
+        assert [f["event"] for f in frames(r.text)] == ["case-opened"]
+
+
+class TestResidentQuery:
+    async def test_a_re_test_in_a_later_round_answers_the_earlier_pool(self, scene):
+        await positive_pool(scene, people=(0, 1))
+        second = await scene.ok(
+            "/rounds",
+            {
+                "name": "第2轮",
+                "pool_size": 10,
+                "districts": ["D1"],
+                "starts_at": "2026-11-23T06:00:00+08:00",
+                "deadline": "2026-11-24T06:00:00+08:00",
+            },
+        )
+        issued = await scene.ok(
+            f"/rounds/{second['id']}/barcodes", {"sampling_point": "P1", "count": 2}
+        )
+        listing = await scene.client.get(
+            f"/rounds/{second['id']}/barcodes/{issued['range_id']}",
+            headers=scene.tokens["admin"],
+        )
+        single = listing.json()["barcodes"][0]
+        r = await scene.post(
+            f"/rounds/{second['id']}/samples",
+            {"tube": single, "resident_code": scene.codes[0], "kind": "single"},
+            "P1",
+        )
+        assert r.status_code == 201, r.text
+        [case] = await cases(scene)
+        member = next(m for m in case["members"] if m["resident_code"] == scene.codes[0])
+        assert member["status"] == "resampled"
+        await scene.ship([single], box="R2", round_id=second["id"])
+        await scene.upload_lis([f"A3,{single},{NEGATIVE}"], "R2-1")
+        r = await scene.client.post(
+            "/results/query", json={"id_number": scene.ids[0], "name": scene.names[0]}
+        )
+        items = r.json()["items"]
+        assert [(i["round"], i["status"]) for i in items] == [
+            ("第2轮", "negative"),
+            ("第1轮", "negative"),  # the pool's re-test is answered
+        ]
+        assert await scene.status_of(1) == "retest"  # still waiting for their swab
