@@ -19,6 +19,7 @@ from screening.db import (
 from screening.errors import DatabaseUnavailable, install_error_handlers
 from screening.limits import BodySizeLimit
 from screening.privacy import load_vault
+from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
 from screening.residents.ratelimit import FailureLimiter
 from screening.residents.router import router as residents_router
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         transport_router,
         results_router,
         retests_router,
+        progress_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     """A de-pool member not re-sampled this long after their case opened is overdue."""
     retest_case_overdue_minutes: float = 360.0
     """A de-pool case not resolved this long after it opened is overdue."""
+    box_late_minutes: float = 120.0
+    """A box dispatched and not received this long is late."""
     events_poll_seconds: float = 1.0
     """How often the live feed (``GET /events``) looks for new events."""
 

@@ -1,5 +1,6 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
+from screening.progress.models import ProgressCount, TurnaroundCount
 from screening.reference.models import District, Lab, SamplingPoint
 from screening.residents.models import Resident
 from screening.results.models import PlateRun, Result, Upload
@@ -18,6 +19,7 @@ __all__ = [
     "District",
     "Lab",
     "PlateRun",
+    "ProgressCount",
     "Resident",
     "Result",
     "RetestCase",
@@ -28,5 +30,6 @@ __all__ = [
     "Sample",
     "SamplingPoint",
     "Tube",
+    "TurnaroundCount",
     "Upload",
 ]

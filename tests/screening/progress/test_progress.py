@@ -1,0 +1,160 @@
+"""GET /rounds/{id}/progress: figures from counters the triggers keep, checked against
+the rows themselves after every kind of state change."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+POSITIVE, NEGATIVE, INVALID = "30.1,31.2,26", ",,26", ",,"
+
+
+async def progress(scene, who="admin"):
+    r = await scene.client.get(f"/rounds/{scene.round_id}/progress", headers=scene.tokens[who])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def truth(session, round_id):
+    """The same figures counted the slow way, from tubes and samples."""
+    q = text("""
+        SELECT p.code,
+               (SELECT count(*) FROM samples s JOIN tubes t ON t.serial = s.tube_serial
+                WHERE t.sampling_point_id = p.id AND t.round_id = :r) AS registered,
+               count(t.*) FILTER (WHERE t.state = 'open') AS open,
+               count(t.*) FILTER (WHERE t.state = 'sealed') AS sealed,
+               count(t.*) FILTER (WHERE t.state = 'packed') AS packed,
+               count(t.*) FILTER (WHERE t.state = 'in_transit') AS in_transit,
+               count(t.*) FILTER (WHERE t.state = 'received') AS received,
+               count(t.*) FILTER (WHERE t.state = 'resulted') AS tested,
+               count(t.*) FILTER (WHERE t.result_call = 'negative') AS negative,
+               count(t.*) FILTER (WHERE t.result_call = 'positive') AS positive,
+               count(t.*) FILTER (WHERE t.result_call = 'suspicious') AS suspicious,
+               count(t.*) FILTER (WHERE t.result_call = 'invalid') AS invalid,
+               count(t.*) FILTER (WHERE t.kind = 'single'
+                                  AND t.result_call IN ('positive', 'suspicious')) AS confirmed
+        FROM sampling_points p LEFT JOIN tubes t ON t.sampling_point_id = p.id
+                                                AND t.round_id = :r
+        GROUP BY p.id, p.code ORDER BY p.code
+    """)
+    return {row.code: row._mapping for row in (await session.execute(q, {"r": round_id})).all()}
+
+
+def as_truth(point):
+    return {
+        "registered": point["registered"],
+        **point["tubes"],
+        **point["results"],
+        "confirmed": point["confirmed_positive"],
+    }
+
+
+async def assert_counters_hold(scene, session):
+    got = {p["sampling_point"]: as_truth(p) for p in (await progress(scene))["sampling_points"]}
+    expected = await truth(session, scene.round_id)
+    for code, row in expected.items():
+        want = {k: v for k, v in row.items() if k != "code"}
+        assert got.get(code, dict.fromkeys(want, 0)) == want, code
+
+
+class TestProgress:
+    async def test_every_state_change_moves_the_counters(self, scene, db_session):
+        p1, q1 = scene.barcodes["P1"], scene.barcodes["Q1"]
+        await scene.fill(p1[0], [0, 1, 2])
+        await scene.fill(p1[1], [3, 4])
+        await scene.fill(q1[0], [5, 6, 7], who="Q1")
+        await assert_counters_hold(scene, db_session)
+        await scene.ship([p1[0], p1[1]], box="B1")
+        await scene.post(f"/rounds/{scene.round_id}/tubes/{q1[0]}/seal", None, "Q1")
+        await assert_counters_hold(scene, db_session)
+        await scene.upload_lis([f"A3,{p1[0]},{POSITIVE}", f"A4,{p1[1]},{NEGATIVE}"], "PL1")
+        await assert_counters_hold(scene, db_session)
+        await scene.upload_lis([f"A3,{p1[1]},{INVALID}"], "PL1-AGAIN")  # a new version
+        single = p1[5]
+        await scene.fill(single, [0], kind="single")
+        await scene.ship([single], box="B2")
+        await scene.upload_lis([f"A3,{single},{POSITIVE}"], "PL2")
+        await assert_counters_hold(scene, db_session)
+
+        body = await progress(scene)
+        assert body["registered"] == 9
+        assert body["population"] == 5000
+        assert body["tubes"] == {
+            "open": 0,
+            "sealed": 1,
+            "packed": 0,
+            "in_transit": 0,
+            "received": 0,
+            "tested": 3,
+        }
+        assert body["results"] == {"negative": 0, "positive": 2, "suspicious": 0, "invalid": 1}
+        assert body["confirmed_positive"] == 1
+        assert body["retests"]["open"] == 1
+        d1, d2 = body["districts"]
+        assert (d1["district"], d1["registered"], d1["coverage"]) == ("D1", 6, 0.002)
+        assert (d2["district"], d2["registered"]) == ("D2", 3)
+        [lab] = body["labs"]
+        assert (lab["lab"], lab["tubes"]["tested"], lab["load"]) == ("L1", 3, 0.000015)
+        # sealed and resulted within the test: the first 5-minute bucket, read as its end
+        assert lab["turnaround_hours"] == {"p50": 0.08, "p95": 0.08}
+        assert body["turnaround_hours"] == {"p50": 0.08, "p95": 0.08}
+
+    async def test_late_boxes_are_counted_where_they_come_from_and_go(self, scene, db_session):
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0])
+        await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None, "P1")
+        await scene.ok("/boxes", {"barcode": "LATE", "lab": "L2", "tubes": [tube]}, "P1")
+        await scene.ok("/boxes/LATE/dispatch", {}, "P1")
+        assert (await progress(scene))["boxes_late"] == 0
+        await db_session.execute(
+            text("UPDATE boxes SET dispatched_at = now() - interval '3 hours'")
+        )
+        body = await progress(scene)
+        assert body["boxes_late"] == 1
+        assert [p["boxes_late"] for p in body["sampling_points"]] == [1]
+        assert body["districts"][0]["boxes_late"] == 1
+        assert body["tubes"]["in_transit"] == 1
+
+    async def test_progress_is_for_the_command_center(self, scene):
+        for who in ("P1", "L1"):
+            r = await scene.client.get(
+                f"/rounds/{scene.round_id}/progress", headers=scene.tokens[who]
+            )
+            assert r.status_code == 403
+        r = await scene.client.get("/rounds/999/progress", headers=scene.tokens["admin"])
+        assert r.status_code == 404
+
+
+class TestUnderConcurrency:
+    async def test_concurrent_scans_and_syncs_count_every_sample_once(
+        self, committed_client, engine, make_scene
+    ):
+        scene = await make_scene(committed_client).build(residents=30)
+        tubes = scene.barcodes["P1"][:3]
+        scans = [scene.sample(tubes[i % 3], scene.codes[i]) for i in range(24)]
+        sync = scene.post(
+            f"/rounds/{scene.round_id}/sync",
+            {
+                "events": [
+                    {
+                        "event_id": f"e{i}",
+                        "type": "sample",
+                        "tube": scene.barcodes["P1"][3],
+                        "resident_code": scene.codes[24 + i],
+                        "at": "2026-11-22T10:00:00+08:00",
+                    }
+                    for i in range(6)
+                ]
+            },
+            "P1",
+        )
+        answers = await asyncio.gather(*scans, sync)
+        assert {a.status_code for a in answers} <= {200, 201, 409}
+        async with engine.connect() as conn:
+            samples = await conn.scalar(text("SELECT count(*) FROM samples"))
+        body = await progress(scene)
+        assert body["registered"] == samples > 0
+        async with engine.connect() as conn:
+            open_tubes = await conn.scalar(text("SELECT count(*) FROM tubes WHERE state = 'open'"))
+        assert body["tubes"]["open"] == open_tubes
