@@ -76,3 +76,7 @@ class Progress(Part):
     districts: list[DistrictProgress]
     labs: list[LabProgress]
     sampling_points: list[PointProgress]
+    """One page, by code (``points_limit``, default 100); the next page starts after
+    ``sampling_points_next`` (pass it as ``points_after``)."""
+    sampling_points_total: int = 0
+    sampling_points_next: str | None = None

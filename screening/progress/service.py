@@ -26,44 +26,56 @@ from screening.progress.schemas import (
 
 BUCKET_HOURS = 5 / 60
 
-_COUNTERS = ", ".join(
-    f"sum({c})::bigint AS {c}"
-    for c in (
-        "registered",
-        "open",
-        "sealed",
-        "packed",
-        "in_transit",
-        "received",
-        "resulted",
-        "negative",
-        "positive",
-        "suspicious",
-        "invalid",
-        "single_positive",
-    )
+COUNTED = (
+    "registered",
+    "open",
+    "sealed",
+    "packed",
+    "in_transit",
+    "received",
+    "resulted",
+    "negative",
+    "positive",
+    "suspicious",
+    "invalid",
+    "single_positive",
 )
+_COUNTERS = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTED)
 
-_BY_POINT = text(f"""
-SELECT c.sampling_point_id AS id, p.code, p.name, d.code AS district, {_COUNTERS}
-FROM progress_counts c
-JOIN sampling_points p ON p.id = c.sampling_point_id
-JOIN districts d ON d.id = p.district_id
+# one pass over the counters gives every district and every lab
+_GROUPED = text(f"""
+SELECT p.district_id, c.lab_id, {_COUNTERS}
+FROM progress_counts c JOIN sampling_points p ON p.id = c.sampling_point_id
 WHERE c.round_id = :round_id
-GROUP BY c.sampling_point_id, p.code, p.name, d.code
-ORDER BY p.code
+GROUP BY GROUPING SETS ((p.district_id), (c.lab_id))
 """)
 
-_BY_LAB = text(f"""
-SELECT l.id, l.code, l.name, l.daily_capacity_tubes, {_COUNTERS}
-FROM progress_counts c JOIN labs l ON l.id = c.lab_id
-WHERE c.round_id = :round_id
-GROUP BY l.id
-ORDER BY l.code
+# one page of sampling points, by code
+_POINTS = text(f"""
+WITH page AS (
+    SELECT p.id, p.code, p.name, d.code AS district
+    FROM sampling_points p JOIN districts d ON d.id = p.district_id
+    JOIN round_districts rd ON rd.district_id = d.id AND rd.round_id = :round_id
+    WHERE p.code > :after
+    ORDER BY p.code
+    LIMIT :limit
+)
+SELECT page.id, page.code, page.name, page.district, {_COUNTERS}
+FROM page LEFT JOIN progress_counts c
+    ON c.round_id = :round_id AND c.sampling_point_id = page.id
+GROUP BY page.id, page.code, page.name, page.district
+ORDER BY page.code
 """)
+
+_POINT_TOTAL = text("""
+SELECT count(*) FROM sampling_points p
+JOIN round_districts rd ON rd.district_id = p.district_id AND rd.round_id = :round_id
+""")
+
+_LABS = text("SELECT id, code, name, daily_capacity_tubes FROM labs ORDER BY code")
 
 _DISTRICTS = text("""
-SELECT d.code, d.name, d.population
+SELECT d.id, d.code, d.name, d.population
 FROM round_districts rd JOIN districts d ON d.id = rd.district_id
 WHERE rd.round_id = :round_id ORDER BY d.code
 """)
@@ -92,22 +104,25 @@ GROUP BY b.sampling_point_id, b.lab_id
 
 
 def _fill(part: Part, row: Any) -> None:
-    part.registered += row.registered
+    """Add one counters row (sums; NULL where nothing was counted) to ``part``."""
+    n = {name: getattr(row, name) or 0 for name in COUNTED}
+    part.registered += n["registered"]
+    t, r = part.tubes, part.results
     part.tubes = TubeCounts(
-        open=part.tubes.open + row.open,
-        sealed=part.tubes.sealed + row.sealed,
-        packed=part.tubes.packed + row.packed,
-        in_transit=part.tubes.in_transit + row.in_transit,
-        received=part.tubes.received + row.received,
-        tested=part.tubes.tested + row.resulted,
+        open=t.open + n["open"],
+        sealed=t.sealed + n["sealed"],
+        packed=t.packed + n["packed"],
+        in_transit=t.in_transit + n["in_transit"],
+        received=t.received + n["received"],
+        tested=t.tested + n["resulted"],
     )
     part.results = ResultCounts(
-        negative=part.results.negative + row.negative,
-        positive=part.results.positive + row.positive,
-        suspicious=part.results.suspicious + row.suspicious,
-        invalid=part.results.invalid + row.invalid,
+        negative=r.negative + n["negative"],
+        positive=r.positive + n["positive"],
+        suspicious=r.suspicious + n["suspicious"],
+        invalid=r.invalid + n["invalid"],
     )
-    part.confirmed_positive += row.single_positive
+    part.confirmed_positive += n["single_positive"]
 
 
 def percentiles(buckets: Iterable[tuple[int, int]]) -> Turnaround:
@@ -128,19 +143,25 @@ def percentiles(buckets: Iterable[tuple[int, int]]) -> Turnaround:
     return Turnaround(**out)
 
 
-async def round_progress(session: AsyncSession, settings: Settings, round_id: int) -> Progress:
+async def round_progress(
+    session: AsyncSession,
+    settings: Settings,
+    round_id: int,
+    *,
+    points_after: str = "",
+    points_limit: int = 100,
+) -> Progress:
     exists = await session.scalar(text("SELECT 1 FROM rounds WHERE id = :id"), {"id": round_id})
     if exists is None:
         raise NotFound(f"no round {round_id}")
     params = {"round_id": round_id}
+    district_rows = (await session.execute(_DISTRICTS, params)).all()
     districts = {
-        row.code: DistrictProgress(
+        row.id: DistrictProgress(
             district=row.code, name=row.name, population=row.population, coverage=None
         )
-        for row in (await session.execute(_DISTRICTS, params)).all()
+        for row in district_rows
     }
-    points: list[PointProgress] = []
-    point_ids: dict[int, PointProgress] = {}
     total = Progress(
         round_id=round_id,
         population=sum(d.population for d in districts.values()),
@@ -150,20 +171,21 @@ async def round_progress(session: AsyncSession, settings: Settings, round_id: in
         labs=[],
         sampling_points=[],
     )
-    for row in (await session.execute(_BY_POINT, params)).all():
-        point = PointProgress(sampling_point=row.code, name=row.name, district=row.district)
-        _fill(point, row)
-        _fill(total, row)
-        if row.district in districts:
-            _fill(districts[row.district], row)
-        points.append(point)
-        point_ids[row.id] = point
+    by_lab: dict[int, Any] = {}
+    for row in (await session.execute(_GROUPED, params)).all():
+        if row.district_id is not None:
+            _fill(total, row)
+            if row.district_id in districts:
+                _fill(districts[row.district_id], row)
+        elif row.lab_id:
+            by_lab[row.lab_id] = row
     buckets: dict[int, list[tuple[int, int]]] = {}
     for row in (await session.execute(_TURNAROUND, params)).all():
         buckets.setdefault(row.lab_id, []).append((row.bucket, row.n))
-    labs: list[LabProgress] = []
-    lab_ids: dict[int, LabProgress] = {}
-    for row in (await session.execute(_BY_LAB, params)).all():
+    labs: dict[int, LabProgress] = {}
+    for row in (await session.execute(_LABS)).all():
+        if row.id not in by_lab:
+            continue
         lab = LabProgress(
             lab=row.code,
             name=row.name,
@@ -171,23 +193,40 @@ async def round_progress(session: AsyncSession, settings: Settings, round_id: in
             load=None,
             turnaround_hours=percentiles(buckets.get(row.id, [])),
         )
-        _fill(lab, row)
+        _fill(lab, by_lab[row.id])
         if row.daily_capacity_tubes:
             received = lab.tubes.received + lab.tubes.tested
             lab.load = round(received / row.daily_capacity_tubes, 6)
-        labs.append(lab)
-        lab_ids[row.id] = lab
+        labs[row.id] = lab
+    points: dict[int, PointProgress] = {}
     for row in (
-        await session.execute(_LATE_BOXES, {**params, "late_secs": settings.box_late_minutes * 60})
+        await session.execute(_POINTS, {**params, "after": points_after, "limit": points_limit})
     ).all():
+        point = PointProgress(sampling_point=row.code, name=row.name, district=row.district)
+        _fill(point, row)
+        points[row.id] = point
+    district_of_point: dict[int, int] = {}
+    late = (
+        await session.execute(_LATE_BOXES, {**params, "late_secs": settings.box_late_minutes * 60})
+    ).all()
+    if late:
+        district_of_point = dict(
+            (
+                await session.execute(
+                    text("SELECT id, district_id FROM sampling_points WHERE id = ANY(:ids)"),
+                    {"ids": sorted({row.sampling_point_id for row in late})},
+                )
+            ).all()
+        )
+    for row in late:
         total.boxes_late += row.n
-        if row.sampling_point_id in point_ids:
-            point = point_ids[row.sampling_point_id]
-            point.boxes_late += row.n
-            if point.district in districts:
-                districts[point.district].boxes_late += row.n
-        if row.lab_id in lab_ids:
-            lab_ids[row.lab_id].boxes_late += row.n
+        if row.sampling_point_id in points:
+            points[row.sampling_point_id].boxes_late += row.n
+        district_id = district_of_point.get(row.sampling_point_id)
+        if district_id in districts:
+            districts[district_id].boxes_late += row.n
+        if row.lab_id in labs:
+            labs[row.lab_id].boxes_late += row.n
     retests = (
         await session.execute(
             _RETESTS, {**params, "case_secs": settings.retest_case_overdue_minutes * 60}
@@ -202,6 +241,9 @@ async def round_progress(session: AsyncSession, settings: Settings, round_id: in
             round(district.registered / district.population, 4) if district.population else None
         )
     total.districts = list(districts.values())
-    total.labs = labs
-    total.sampling_points = points
+    total.labs = list(labs.values())
+    total.sampling_points = list(points.values())
+    total.sampling_points_total = int(await session.scalar(_POINT_TOTAL, params) or 0)
+    if len(points) == points_limit:
+        total.sampling_points_next = total.sampling_points[-1].sampling_point
     return total

@@ -4,7 +4,9 @@ the rows themselves after every kind of state change."""
 from __future__ import annotations
 
 import asyncio
+import io
 
+from pypdf import PdfReader
 from sqlalchemy import text
 
 POSITIVE, NEGATIVE, INVALID = "30.1,31.2,26", ",,26", ",,"
@@ -112,9 +114,33 @@ class TestProgress:
         )
         body = await progress(scene)
         assert body["boxes_late"] == 1
-        assert [p["boxes_late"] for p in body["sampling_points"]] == [1]
+        assert [(p["sampling_point"], p["boxes_late"]) for p in body["sampling_points"]] == [
+            ("P1", 1),
+            ("P2", 0),  # idle points are listed too: the command center wants to see them
+            ("Q1", 0),
+        ]
         assert body["districts"][0]["boxes_late"] == 1
         assert body["tubes"]["in_transit"] == 1
+
+    async def test_sampling_points_come_a_page_at_a_time(self, scene):
+        await scene.fill(scene.barcodes["P2"][0], [0, 1], who="P2")
+        url = f"/rounds/{scene.round_id}/progress"
+        first = (
+            await scene.client.get(url, params={"points_limit": 2}, headers=scene.tokens["admin"])
+        ).json()
+        assert [p["sampling_point"] for p in first["sampling_points"]] == ["P1", "P2"]
+        assert first["sampling_points"][1]["registered"] == 2
+        assert (first["sampling_points_total"], first["sampling_points_next"]) == (3, "P2")
+        rest = (
+            await scene.client.get(
+                url,
+                params={"points_limit": 2, "points_after": "P2"},
+                headers=scene.tokens["admin"],
+            )
+        ).json()
+        assert [p["sampling_point"] for p in rest["sampling_points"]] == ["Q1"]
+        assert rest["sampling_points_next"] is None
+        assert rest["registered"] == first["registered"] == 2  # totals never paged
 
     async def test_progress_is_for_the_command_center(self, scene):
         for who in ("P1", "L1"):
@@ -158,3 +184,42 @@ class TestUnderConcurrency:
         async with engine.connect() as conn:
             open_tubes = await conn.scalar(text("SELECT count(*) FROM tubes WHERE state = 'open'"))
         assert body["tubes"]["open"] == open_tubes
+
+
+class TestReport:
+    async def test_the_report_renders_chinese_figures_charts_and_masked_positives(self, scene):
+        p1 = scene.barcodes["P1"]
+        await scene.fill(p1[0], [0, 1, 2])
+        await scene.ship([p1[0]], box="B1")
+        await scene.upload_lis([f"A3,{p1[0]},{POSITIVE}"], "PL1")
+        await scene.fill(p1[5], [1], kind="single")
+        await scene.ship([p1[5]], box="B2")
+        await scene.upload_lis([f"A3,{p1[5]},{POSITIVE}"], "PL2")
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/report.pdf", headers=scene.tokens["admin"]
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/pdf"
+        reader = PdfReader(io.BytesIO(r.content))
+        extracted = "".join(page.extract_text() for page in reader.pages)
+        for expected in (
+            "第1轮",
+            "越秀区",
+            "海珠区",
+            "实验室L1",
+            "确诊阳性",
+            "混管阳性复核",
+            "Sealed-to-result",
+            "Progress over time",
+            scene.codes[1],
+        ):
+            assert expected in extracted, expected
+        assert "4 / 5,000" in extracted  # people swabbed / population
+        assert scene.names[1] not in extracted and scene.ids[1] not in extracted
+        assert scene.ids[1][-4:] in extracted  # the masked ID keeps its last digits
+
+    async def test_the_report_is_for_the_command_center(self, scene):
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/report.pdf", headers=scene.tokens["P1"]
+        )
+        assert r.status_code == 403
