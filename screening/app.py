@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +31,8 @@ from screening.sampling.router import router as sampling_router
 from screening.tokens.router import router as tokens_router
 from screening.tokens.service import TokenCache
 from screening.transport.router import router as transport_router
+from screening.web.router import STATIC
+from screening.web.router import router as web_router
 
 API_PREFIX = "/api/v1"
 
@@ -79,6 +82,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         progress_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> dict[str, str]:
