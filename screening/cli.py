@@ -88,7 +88,14 @@ def serve(
     if demo:
         asyncio.run(_load_demo(settings, url))
     console.print(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # live feeds (SSE) never end by themselves: give them 5 s on shutdown, not forever
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()

@@ -254,7 +254,8 @@ class Scene:
                 f"/rounds/{self.round_id}/barcodes", {"sampling_point": point, "count": 20}
             )
             listing = await self.client.get(
-                f"/rounds/{self.round_id}/barcodes/{issued['range_id']}", headers=ADMIN
+                f"/rounds/{self.round_id}/barcodes/{issued['range_id']}",
+                headers=self.tokens["admin"],
             )
             self.barcodes[point] = listing.json()["barcodes"]
         for who, body in (

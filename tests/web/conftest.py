@@ -85,7 +85,11 @@ def _start(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[b
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
-    process.wait(30)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
 
 
 @pytest.fixture
