@@ -15,6 +15,7 @@ from rich.table import Table
 from screening.config import Settings, get_settings
 from screening.db import make_engine, make_sessionmaker, migrate_engine, resolve_database_url
 from screening.errors import AppError
+from screening.tokens.service import create_token
 
 
 class Role(StrEnum):
@@ -40,26 +41,42 @@ async def _prepare(settings: Settings) -> str:
     return url
 
 
-async def _load_demo(settings: Settings, url: str) -> None:
-    from screening.demo import load_demo
-    from screening.privacy import load_vault
+async def _run_demo(
+    settings: Settings,
+    url: str,
+    residents: int,
+    points: int,
+    *,
+    base_url: str = "http://127.0.0.1:8000",
+    once: bool = False,
+) -> None:
+    """Run the demo round (``once``: only when no demo round exists yet; then just
+    issue a fresh admin token for the dashboard)."""
+    from screening.demo_round import has_demo_round, run_demo_round, summary_lines
 
+    logging.getLogger("lab_io").setLevel(logging.WARNING)
     engine = make_engine(url, settings)
     try:
-        async with make_sessionmaker(engine).begin() as session:
-            info = await load_demo(session, load_vault(settings))
+        if once and await has_demo_round(engine):
+            async with make_sessionmaker(engine).begin() as session:
+                token = (await create_token(session, role="admin", label="demo")).token
+            console.print(f"demo round already loaded; dashboard: {base_url}/")
+            console.print(f"admin token (shown once): {token}")
+            return
+        out = await run_demo_round(
+            engine, settings, residents=residents, points=points, console=console
+        )
     finally:
         await engine.dispose()
-    table = Table(title=f"Demo round {info.round_id}: tokens (shown once)")
+    for line in summary_lines(out, base_url):
+        console.print(line)
+    table = Table(title=f"Demo round {out.round_id}: tokens (shown once)")
     table.add_column("who")
     table.add_column("token", no_wrap=True, overflow="fold")
-    table.add_row("admin", info.admin_token)
-    for point, token in info.sampler_tokens.items():
-        table.add_row(f"sampler {point}", token)
-    table.add_row("lab LAB01", info.lab_token)
+    table.add_row("admin (dashboard)", out.admin_token)
+    for who, token in sorted(out.tokens.items())[:4]:
+        table.add_row("lab " + who if who.startswith("LAB") else "sampler " + who, token)
     console.print(table)
-    console.print(f"round {info.round_id}: first tube barcodes {info.first_barcodes}")
-    console.print(f"resident codes to scan, e.g.: {', '.join(info.resident_codes[:5])}")
 
 
 @app.command()
@@ -73,7 +90,10 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    demo: Annotated[bool, typer.Option(help="load demo data and print tokens first")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="run a synthetic demo round first and print its tokens")
+    ] = False,
+    residents: Annotated[int, typer.Option(help="--demo: people in the demo district")] = 100_000,
 ) -> None:
     """Migrate the schema, then serve the API (http://HOST:PORT/docs)."""
     import uvicorn
@@ -86,7 +106,8 @@ def serve(
     settings = get_settings()
     url = asyncio.run(_prepare(settings))
     if demo:
-        asyncio.run(_load_demo(settings, url))
+        base = f"http://{host}:{port}"
+        asyncio.run(_run_demo(settings, url, residents, 40, base_url=base, once=True))
     console.print(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     # live feeds (SSE) never end by themselves: give them 5 s on shutdown, not forever
     uvicorn.run(
@@ -99,10 +120,14 @@ def serve(
 
 
 @app.command()
-def demo() -> None:
-    """Load the demo data (district, points, lab, residents, an open round) and print tokens."""
+def demo(
+    residents: Annotated[int, typer.Option(help="people in the demo district")] = 100_000,
+    points: Annotated[int, typer.Option(help="sampling points")] = 40,
+) -> None:
+    """Run a whole synthetic round end to end (registration, 10-in-1 swabbing, boxes,
+    results in all four lab formats, de-pooling, the report) and print tokens."""
     settings = get_settings()
-    asyncio.run(_load_demo(settings, asyncio.run(_prepare(settings))))
+    asyncio.run(_run_demo(settings, asyncio.run(_prepare(settings)), residents, points))
 
 
 @app.command()
@@ -174,7 +199,6 @@ def token_create(
     label: Annotated[str | None, typer.Option(help="a note: who holds it")] = None,
 ) -> None:
     """Issue a token and print it (it is shown only once)."""
-    from screening.tokens.service import create_token
 
     async def run() -> str:
         settings = get_settings()

@@ -119,6 +119,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 TABLES = (
+    "progress_counts",
+    "turnaround_counts",
     "audit_log",
     "retest_events",
     "retest_members",

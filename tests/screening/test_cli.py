@@ -69,3 +69,46 @@ async def test_files_ingested_on_the_command_line_are_stored(
     async with engine.connect() as conn:
         calls = (await conn.execute(text("SELECT call FROM results ORDER BY call"))).scalars()
         assert list(calls) == ["negative", "positive"]
+
+
+async def test_the_demo_runs_a_whole_round_end_to_end(
+    database_url, committed_client, monkeypatch, tmp_path, engine
+):
+    """Small, so it fits CI: 2,000 people at 4 points give each lab two plates, enough
+    for all four formats."""
+    from sqlalchemy import text
+
+    monkeypatch.setenv("SCREENING_DATABASE_URL", database_url)
+    monkeypatch.setenv("SCREENING_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        import anyio
+
+        result = await anyio.to_thread.run_sync(
+            lambda: CliRunner().invoke(app, ["demo", "--residents", "2000", "--points", "4"])
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "2,000 people in 200 tubes" in result.output
+    assert (tmp_path / "reports" / "round-1.pdf").read_bytes().startswith(b"%PDF")
+    async with engine.connect() as conn:
+        formats = set((await conn.execute(text("SELECT format FROM uploads"))).scalars())
+        cases = (
+            await conn.execute(text("SELECT status, discordant FROM retest_cases ORDER BY id"))
+        ).all()
+        positives = await conn.scalar(
+            text("SELECT count(*) FROM retest_members WHERE status = 'positive'")
+        )
+        samples = await conn.scalar(text("SELECT count(*) FROM samples WHERE kind = 'pool'"))
+    assert formats == {"lis-csv", "quantstudio", "biorad-cfx", "slan-96p"}
+    assert len(cases) == 6 and {status for status, _ in cases} == {"resolved"}
+    assert sorted(d for _, d in cases) == [False] * 5 + [True]  # one discordant
+    assert positives == 5
+    assert samples == 2000
+    token = result.output.split("admin (dashboard)")[1].split("│")[1].strip()
+    r = await committed_client.get(
+        "/rounds/1/progress", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.json()["registered"] == 2060  # 2,000 pooled + 60 single re-tests
+    assert r.json()["confirmed_positive"] == 5
