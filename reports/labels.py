@@ -17,7 +17,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from reports.fonts import CJK_FONT, ensure_cjk_font
+from reports.pdf import CJK_FONT, ensure_cjk_font
 
 COLUMNS, ROWS = 3, 10
 MARGIN = 10 * mm

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from reports.fonts import ensure_cjk_font
+from reports.pdf import a4_document, ensure_cjk_font
 
 STATUS_ZH = {
     "to-recall": "待召回",
@@ -60,15 +59,7 @@ def render_recall_sheet(
     body = ParagraphStyle("body", fontName=font, fontSize=10, leading=14)
     cell = ParagraphStyle("cell", fontName=font, fontSize=9, leading=11)
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=15 * mm,
-        title=f"recall sheet, case {case.case_id}",
-    )
+    doc = a4_document(buffer, title=f"recall sheet, case {case.case_id}")
     facts = [
         f"轮次 Round: {case.round_name}",
         f"混管 Pool tube: {case.pool_tube}  结果 Result: {RESULT_ZH.get(case.pool_result, '')}"

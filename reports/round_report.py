@@ -19,12 +19,11 @@ from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from reports.fonts import ensure_cjk_font
+from reports.pdf import a4_document, ensure_cjk_font
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,16 +175,8 @@ def render_round_report(report: RoundReport) -> bytes:
     heading = ParagraphStyle("heading", fontName=font, fontSize=11, leading=15, spaceBefore=6)
     body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=14 * mm,
-        rightMargin=14 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=f"round report: {report.round_name}",
-    )
-    width = A4[0] - 28 * mm
+    doc = a4_document(buffer, title=f"round report: {report.round_name}", margin_mm=14)
+    width = doc.width
     headline = Table(
         [[Paragraph(label, body), Paragraph(value, body)] for label, value in report.headline],
         colWidths=[width * 0.45, width * 0.55],
