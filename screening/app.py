@@ -18,7 +18,7 @@ from screening.db import (
     stop_embedded_server,
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
-from screening.limits import BodySizeLimit
+from screening.limits import BodySizeLimit, StorableUrl
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
@@ -96,4 +96,5 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         return {"status": "ok"}
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StorableUrl)
     return app

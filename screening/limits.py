@@ -1,11 +1,12 @@
-"""An ASGI guard that refuses bodies above the configured size with 413, before
-they are read whole (both by Content-Length and while streaming)."""
+"""ASGI guards in front of everything: bodies above the configured size get 413
+before they are read whole (by Content-Length and while streaming), and URLs holding
+a NUL character get 422."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from screening.errors import PayloadTooLarge, problem_response
+from screening.errors import PayloadTooLarge, Unprocessable, problem_response
 
 
 class BodySizeLimit:
@@ -53,3 +54,28 @@ class BodySizeLimit:
             if not replaced:
                 replaced = True
                 await problem_response(too_large)(scope, receive, send)
+
+
+class StorableUrl:
+    """Refuses a path or query holding a NUL character (``%00``) with 422, naming
+    which: PostgreSQL text cannot hold one, so it could only end as a database error.
+    Bodies are checked by the schemas (screening.schemas.Schema)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            where = (
+                "path"
+                if "\x00" in scope.get("path", "")
+                else "query"
+                if b"%00" in query or b"\x00" in query
+                else None
+            )
+            if where is not None:
+                problem = Unprocessable(f"the {where} holds a NUL character")
+                await problem_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 
 
+def _storable(value: Any) -> Any:
+    """Text PostgreSQL can store: no NUL, valid UTF-8 (no lone surrogates)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    return value
+
+
 class Schema(BaseModel):
+    """Every request body: unknown fields refused, text trimmed and storable."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_storable(cls, value: Any) -> Any:
+        return _storable(value)
 
 
 class Page(BaseModel, Generic[T]):
@@ -37,3 +64,11 @@ def page_of(items: list[T], limit: int, last_id: int | None) -> Page[T]:
     """A page; ``next_cursor`` is set only when the page is full (more may follow)."""
     more = len(items) == limit and last_id is not None
     return Page[T](items=items, next_cursor=str(last_id) if more else None)
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# ids in paths, bounded by their columns (integer / bigint): out of range is a 422
+# naming the parameter, never a database error
+Id32 = Annotated[int, PathParam(ge=1, le=INT32_MAX)]
+Id64 = Annotated[int, PathParam(ge=1, le=INT64_MAX)]

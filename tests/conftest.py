@@ -4,10 +4,16 @@ that is rolled back at its end."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +163,88 @@ async def committed_client(
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+@dataclass(frozen=True)
+class Live:
+    base: str
+    admin_token: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(server_url: str, folder: Path) -> AsyncIterator[Live]:
+    """`screening serve` as a user starts it, on a fresh database of the test server;
+    its log in ``folder/server.log``."""
+    name = f"screening_live_{secrets.token_hex(3)}"
+    await ensure_database(server_url, name)
+    token = "live-" + secrets.token_hex(8)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SCREENING_DATABASE_URL": with_database(server_url, name),
+        "SCREENING_ADMIN_TOKEN": token,
+        "SCREENING_DATA_DIR": str(folder),
+        "SCREENING_EVENTS_POLL_SECONDS": "0.2",
+        "SCREENING_TOKEN_CACHE_SECONDS": "0",
+    }
+    log_path = folder / "server.log"
+    process = await asyncio.to_thread(_start, env, port, log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=1) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError(log_path.read_text())
+        yield Live(base, token)
+    finally:
+        await asyncio.to_thread(_stop, process)
+        await drop_database(server_url, name)
+
+
+def _start(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+@pytest.fixture
+async def live(server_url: str, tmp_path: Path) -> AsyncIterator[Live]:
+    async with serving(server_url, tmp_path) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+async def live_module(
+    server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Live]:
+    """One running service for a whole module (fuzzing runs many calls against it)."""
+    async with serving(server_url, tmp_path_factory.mktemp("live")) as service:
+        yield service
 
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

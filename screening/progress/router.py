@@ -6,13 +6,14 @@ from screening.auth import AdminOnly
 from screening.db import DbSession
 from screening.progress import report, service
 from screening.progress.schemas import Progress
+from screening.schemas import Id32
 
 router = APIRouter(tags=["command center"])
 
 
 @router.get("/rounds/{round_id}/progress", response_model=Progress)
 async def round_progress(
-    round_id: int,
+    round_id: Id32,
     request: Request,
     session: DbSession,
     _: AdminOnly,
@@ -38,7 +39,7 @@ async def round_progress(
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 round report"}},
 )
 async def round_report(
-    round_id: int, request: Request, session: DbSession, _: AdminOnly
+    round_id: Id32, request: Request, session: DbSession, _: AdminOnly
 ) -> Response:
     """The round's report: headline figures, districts, labs, turnaround and progress
     charts, de-pool cases and confirmed positives (masked)."""

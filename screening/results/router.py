@@ -6,6 +6,7 @@ from screening.auth import AdminOrLab
 from screening.db import DbSession
 from screening.results import service
 from screening.results.schemas import Format, UploadSummary
+from screening.schemas import Id64
 
 router = APIRouter(tags=["results"])
 
@@ -33,7 +34,7 @@ async def upload_results(
 
 @router.get("/labs/{lab}/uploads/{upload_id}", response_model=UploadSummary)
 async def read_upload(
-    lab: str, upload_id: int, session: DbSession, principal: AdminOrLab
+    lab: str, upload_id: Id64, session: DbSession, principal: AdminOrLab
 ) -> UploadSummary:
     """An earlier upload's summary."""
     return await service.read_upload(session, principal, lab_code=lab, upload_id=upload_id)

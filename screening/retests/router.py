@@ -7,14 +7,14 @@ from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
 from screening.db import DbSession
 from screening.retests import feed, service
 from screening.retests.schemas import AdviceRead, CaseDetail, RetestList
-from screening.schemas import parse_cursor
+from screening.schemas import INT32_MAX, INT64_MAX, Id32, Id64, parse_cursor
 
 router = APIRouter(tags=["de-pooling"])
 
 
 @router.get("/rounds/{round_id}/retests", response_model=RetestList)
 async def list_retests(
-    round_id: int,
+    round_id: Id32,
     request: Request,
     session: DbSession,
     principal: AdminOrSampler,
@@ -38,7 +38,7 @@ async def list_retests(
 
 @router.get("/rounds/{round_id}/retests/review", response_model=RetestList)
 async def review_list(
-    round_id: int,
+    round_id: Id32,
     request: Request,
     session: DbSession,
     principal: AdminOrLab,
@@ -62,7 +62,7 @@ async def review_list(
 
 @router.get("/rounds/{round_id}/retests/{case_id}", response_model=CaseDetail)
 async def read_retest(
-    round_id: int, case_id: int, request: Request, session: DbSession, principal: AdminOrSampler
+    round_id: Id32, case_id: Id64, request: Request, session: DbSession, principal: AdminOrSampler
 ) -> CaseDetail:
     """One case with its whole history: every change, who made it and when."""
     return await service.read_case(
@@ -76,7 +76,7 @@ async def read_retest(
 
 
 @router.get("/rounds/{round_id}/advice", response_model=AdviceRead)
-async def pool_size_advice(round_id: int, session: DbSession, _: AdminOnly) -> AdviceRead:
+async def pool_size_advice(round_id: Id32, session: DbSession, _: AdminOnly) -> AdviceRead:
     """Per district: observed prevalence with a Wilson interval, Dorfman tests per person
     for pools of 1, 5, 10 and 20, the Ct shift of pooling, and the advised pool size."""
     return await service.pool_size_advice(session, round_id)
@@ -88,7 +88,7 @@ async def pool_size_advice(round_id: int, session: DbSession, _: AdminOnly) -> A
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 recall sheet"}},
 )
 async def recall_sheet(
-    round_id: int, case_id: int, request: Request, session: DbSession, principal: AdminOnly
+    round_id: Id32, case_id: Id64, request: Request, session: DbSession, principal: AdminOnly
 ) -> Response:
     """The re-sampling squad's sheet: members' full names, phones and where they were
     swabbed. The one place these are shown in full; every download is audited."""
@@ -114,8 +114,10 @@ async def events(
     request: Request,
     principal: AdminOrSampler,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
-    round_id: Annotated[int | None, Query(alias="round")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=INT64_MAX, description="resume after this event id")
+    ] = None,
+    round_id: Annotated[int | None, Query(alias="round", ge=1, le=INT32_MAX)] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     max_seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None,
 ) -> StreamingResponse:

@@ -13,7 +13,7 @@ from screening.rounds.schemas import (
     RoundCreate,
     RoundRead,
 )
-from screening.schemas import Page, page_of, parse_cursor
+from screening.schemas import Id32, Page, page_of, parse_cursor
 
 router = APIRouter(tags=["rounds and planning"])
 
@@ -37,26 +37,26 @@ async def list_rounds(
 
 
 @router.get("/rounds/{round_id}", response_model=RoundRead)
-async def read_round(round_id: int, session: DbSession, _: AnyRole) -> RoundRead:
+async def read_round(round_id: Id32, session: DbSession, _: AnyRole) -> RoundRead:
     """One round."""
     return await service.read_round(session, round_id)
 
 
 @router.post("/rounds/{round_id}/close", response_model=RoundRead)
-async def close_round(round_id: int, session: DbSession, _: AdminOnly) -> RoundRead:
+async def close_round(round_id: Id32, session: DbSession, _: AdminOnly) -> RoundRead:
     """Close a round: no more samples are taken in it."""
     return await service.close_round(session, round_id)
 
 
 @router.get("/rounds/{round_id}/plan", response_model=PlanRead)
-async def plan_round(round_id: int, session: DbSession, _: AdminOnly) -> PlanRead:
+async def plan_round(round_id: Id32, session: DbSession, _: AdminOnly) -> PlanRead:
     """Per district: can the round be sampled and tested in time, and what limits it."""
     return await service.plan_round(session, round_id)
 
 
 @router.post("/rounds/{round_id}/barcodes", status_code=201, response_model=RangeIssued)
 async def issue_barcodes(
-    round_id: int, body: RangeCreate, session: DbSession, _: AdminOnly
+    round_id: Id32, body: RangeCreate, session: DbSession, _: AdminOnly
 ) -> RangeIssued:
     """Issue a range of tube barcodes to a sampling point for this round."""
     return await service.issue_range(session, round_id, body)
@@ -64,7 +64,7 @@ async def issue_barcodes(
 
 @router.get("/rounds/{round_id}/barcodes/{range_id}", response_model=RangeRead)
 async def read_barcodes(
-    round_id: int, range_id: int, session: DbSession, _: AdminOnly
+    round_id: Id32, range_id: Id32, session: DbSession, _: AdminOnly
 ) -> RangeRead:
     """The barcodes of one issued range."""
     return await service.read_range(session, round_id, range_id)
@@ -76,7 +76,7 @@ async def read_barcodes(
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 label sheet"}},
 )
 async def barcode_labels(
-    round_id: int, range_id: int, session: DbSession, _: AdminOnly
+    round_id: Id32, range_id: Id32, session: DbSession, _: AdminOnly
 ) -> Response:
     """Printable Code 128 label sheet for one range."""
     pdf = await service.range_labels_pdf(session, round_id, range_id)

@@ -11,13 +11,14 @@ from screening.sampling.schemas import (
     TubeRead,
     TubeSealed,
 )
+from screening.schemas import Id32
 
 router = APIRouter(tags=["sampling"])
 
 
 @router.post("/rounds/{round_id}/samples", status_code=201, response_model=SampleTaken)
 async def take_sample(
-    round_id: int, body: SampleCreate, session: DbSession, principal: AdminOrSampler
+    round_id: Id32, body: SampleCreate, session: DbSession, principal: AdminOrSampler
 ) -> SampleTaken:
     """Put one resident's swab into a tube (a full tube seals itself)."""
     return await service.take_sample(
@@ -33,7 +34,7 @@ async def take_sample(
 
 @router.post("/rounds/{round_id}/tubes/{tube}/seal", response_model=TubeSealed)
 async def seal_tube(
-    round_id: int, tube: str, session: DbSession, principal: AdminOrSampler
+    round_id: Id32, tube: str, session: DbSession, principal: AdminOrSampler
 ) -> TubeSealed:
     """Seal a tube by hand (before it is full)."""
     return await service.seal_tube(session, principal, round_id=round_id, tube=tube)
@@ -41,7 +42,7 @@ async def seal_tube(
 
 @router.post("/rounds/{round_id}/sync", response_model=SyncAnswer)
 async def sync_events(
-    round_id: int, body: SyncBatch, session: DbSession, principal: AdminOrSampler
+    round_id: Id32, body: SyncBatch, session: DbSession, principal: AdminOrSampler
 ) -> SyncAnswer:
     """Apply a batch of offline scans in order; each event_id counts once."""
     return await sync.apply_sync(session, principal, round_id, body.events)
@@ -49,7 +50,7 @@ async def sync_events(
 
 @router.get("/rounds/{round_id}/tubes/{tube}", response_model=TubeRead)
 async def read_tube(
-    round_id: int, tube: str, request: Request, session: DbSession, principal: AdminOrSampler
+    round_id: Id32, tube: str, request: Request, session: DbSession, principal: AdminOrSampler
 ) -> TubeRead:
     """A tube: state, members (masked), result."""
     return await service.read_tube(

@@ -105,3 +105,34 @@ class TestProblems:
                 "/results/query", content=chunks(), headers={"content-type": "application/json"}
             )
             assert (r.status_code, r.json()["type"]) == (413, "payload-too-large")
+
+
+class TestTextThatCannotBeStored:
+    """PostgreSQL text holds no NUL: such input is a 422 naming where, never a 500."""
+
+    async def test_a_nul_in_a_body_field_is_an_invalid_request(self, scene):
+        r = await scene.post("/labs", {"code": "LX", "name": "a\x00b", "daily_capacity_tubes": 1})
+        assert (r.status_code, r.json()["type"]) == (422, "invalid-request")
+        assert r.json()["errors"][0]["loc"] == ["body", "name"]
+        r = await scene.post(
+            "/labs",
+            {"code": "LX", "name": "x", "daily_capacity_tubes": 1, "kit": {"dyes": {"F\x00": "N"}}},
+        )
+        assert r.status_code == 422
+
+    async def test_a_nul_in_the_path_or_query_is_an_invalid_request(self, scene):
+        admin = scene.tokens["admin"]
+        for url in (
+            f"/rounds/{scene.round_id}/tubes/%00/seal",
+            "/boxes/BOX%00",
+            "/labs/L%001/uploads/1",
+            f"/rounds/{scene.round_id}/progress?points_after=%00",
+        ):
+            method = "POST" if url.endswith("seal") else "GET"
+            r = await scene.client.request(method, url, headers=admin)
+            assert (r.status_code, r.json()["type"]) == (422, "invalid-request"), url
+
+    async def test_an_id_beyond_its_column_is_an_invalid_request(self, scene):
+        for url in ("/rounds/2147483648", "/rounds/1/retests/9223372036854775808"):
+            r = await scene.client.get(url, headers=scene.tokens["admin"])
+            assert (r.status_code, r.json()["type"]) == (422, "invalid-request"), url

@@ -1,95 +1,20 @@
-"""A real `screening serve` process on its own database, and headless Chromium driven
-by Selenium, for the page tests. Without Chromium the tests are skipped, loudly."""
+"""Headless Chromium driven by Selenium, for the page tests (the running service is
+the ``live`` fixture of tests/conftest.py). Without Chromium they are skipped, loudly."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-
-from screening.db import drop_database, ensure_database, with_database
 
 CHROMIUM = os.environ.get("SCREENING_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SCREENING_CHROMEDRIVER", "/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("SCREENING_ARTIFACTS", "var/artifacts"))
-
-
-@dataclass(frozen=True)
-class Live:
-    base: str
-    admin_token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def live(server_url: str, tmp_path: Path) -> AsyncIterator[Live]:
-    """`screening serve` as a user starts it, on a fresh database of the test server."""
-    name = f"screening_live_{secrets.token_hex(3)}"
-    await ensure_database(server_url, name)
-    token = "live-" + secrets.token_hex(8)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SCREENING_DATABASE_URL": with_database(server_url, name),
-        "SCREENING_ADMIN_TOKEN": token,
-        "SCREENING_DATA_DIR": str(tmp_path),
-        "SCREENING_EVENTS_POLL_SECONDS": "0.2",
-        "SCREENING_TOKEN_CACHE_SECONDS": "0",
-    }
-    log_path = tmp_path / "server.log"
-    process = await asyncio.to_thread(_start, env, port, log_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=1) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(base + "/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError(log_path.read_text())
-        yield Live(base, token)
-    finally:
-        await asyncio.to_thread(_stop, process)
-        await drop_database(server_url, name)
-
-
-def _start(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("w") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
 
 
 @pytest.fixture
