@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -165,6 +166,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Database and network failures are answered here, inside the app, like any error:
+    # the catch-all below answers too but then re-raises (Starlette's last resort),
+    # and uvicorn drops the keep-alive connection a client is about to reuse.
+    for kind in (
+        OSError,
+        DBAPIError,
+        asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.TooManyConnectionsError,
+    ):
+        app.add_exception_handler(kind, _unhandled)
     app.add_exception_handler(Exception, _unhandled)
 
 

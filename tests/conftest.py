@@ -165,10 +165,31 @@ async def committed_client(
             await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Live:
+    """A running `screening serve`: where it answers, its admin token, its database,
+    and the process (fault tests kill and restart it)."""
+
     base: str
     admin_token: str
+    db_url: str
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    async def start(self) -> None:
+        """(Re)start the process and wait until it answers /healthz."""
+        self.process = await asyncio.to_thread(_start, self.env, self.port, self.log_path)
+        async with httpx.AsyncClient(timeout=1) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(self.base + "/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise RuntimeError(self.log_path.read_text())
 
 
 def _free_port() -> int:
@@ -178,38 +199,39 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(server_url: str, folder: Path) -> AsyncIterator[Live]:
+async def serving(server_url: str, folder: Path, **settings: str) -> AsyncIterator[Live]:
     """`screening serve` as a user starts it, on a fresh database of the test server;
-    its log in ``folder/server.log``."""
+    its log in ``folder/server.log``; ``settings`` become SCREENING_* variables."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     name = f"screening_live_{secrets.token_hex(3)}"
     await ensure_database(server_url, name)
     token = "live-" + secrets.token_hex(8)
     port = _free_port()
+    db_url = with_database(server_url, name)
     env = {
         **os.environ,
-        "SCREENING_DATABASE_URL": with_database(server_url, name),
+        "SCREENING_DATABASE_URL": db_url,
         "SCREENING_ADMIN_TOKEN": token,
         "SCREENING_DATA_DIR": str(folder),
         "SCREENING_EVENTS_POLL_SECONDS": "0.2",
         "SCREENING_TOKEN_CACHE_SECONDS": "0",
+        **{f"SCREENING_{key.upper()}": value for key, value in settings.items()},
     }
-    log_path = folder / "server.log"
-    process = await asyncio.to_thread(_start, env, port, log_path)
-    base = f"http://127.0.0.1:{port}"
+    live = Live(
+        f"http://127.0.0.1:{port}",
+        token,
+        db_url,
+        env,
+        port,
+        folder / "server.log",
+        None,  # type: ignore[arg-type]
+    )
     try:
-        async with httpx.AsyncClient(timeout=1) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(base + "/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError(log_path.read_text())
-        yield Live(base, token)
+        await live.start()
+        yield live
     finally:
-        await asyncio.to_thread(_stop, process)
+        if live.process is not None:
+            await asyncio.to_thread(_stop, live.process)
         await drop_database(server_url, name)
 
 
@@ -224,6 +246,8 @@ def _start(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[b
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(30)
@@ -236,6 +260,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def live(server_url: str, tmp_path: Path) -> AsyncIterator[Live]:
     async with serving(server_url, tmp_path) as service:
         yield service
+
+
+@pytest.fixture
+def serve(server_url: str) -> Any:
+    """``serve(folder, server=None, **settings)``: an async context manager running
+    `screening serve` (on ``server``, default the test server), for tests that kill or
+    reconfigure it."""
+
+    def start(folder: Path, server: str | None = None, **settings: str) -> Any:
+        return serving(server or server_url, folder, **settings)
+
+    return start
 
 
 @pytest.fixture(scope="module")
