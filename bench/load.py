@@ -86,9 +86,11 @@ async def drive(
     }
 
 
-async def seed(client: httpx.AsyncClient, residents: int, tubes: int) -> dict[str, object]:
+async def seed(
+    client: httpx.AsyncClient, residents: int, tubes: int, headers: dict[str, str] = H
+) -> dict[str, object]:
     async def ok(path: str, body: object) -> dict[str, object]:
-        r = await client.post(path, json=body, headers=H)
+        r = await client.post(path, json=body, headers=headers)
         r.raise_for_status()
         return dict(r.json())
 
@@ -107,7 +109,7 @@ async def seed(client: httpx.AsyncClient, residents: int, tubes: int) -> dict[st
     lines += [f"passport,B{i:09d},居民{i},,B1" for i in range(residents)]
     r = await client.post(
         "/residents/import",
-        headers=H,
+        headers=headers,
         timeout=600,
         files={"file": ("c.csv", io.BytesIO("\n".join(lines).encode()))},
     )
@@ -131,7 +133,7 @@ async def seed(client: httpx.AsyncClient, residents: int, tubes: int) -> dict[st
             {"sampling_point": "BP1", "count": min(100_000, tubes - len(barcodes))},
         )
         listing = await client.get(
-            f"/rounds/{rnd['id']}/barcodes/{issued['range_id']}", headers=H, timeout=120
+            f"/rounds/{rnd['id']}/barcodes/{issued['range_id']}", headers=headers, timeout=120
         )
         barcodes += listing.json()["barcodes"]
     token = (await ok("/tokens", {"role": "sampler", "sampling_point": "BP1"}))["token"]

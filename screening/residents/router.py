@@ -65,8 +65,8 @@ async def query_results(body: ResultQuery, request: Request, session: DbSession)
     wait = limiter.retry_after(client)
     if wait is not None:
         raise TooManyRequests("too many failed queries; wait and try again", retry_after=wait)
-    ids = await service.find_resident_ids(session, _vault(request), body.id_number, body.name)
-    if not ids:
+    items = await service.query_standings(session, _vault(request), body.id_number, body.name)
+    if items is None:
         limiter.record_failure(client)
         raise NotFound("no results for this ID number and name")
-    return ResultAnswer(items=await service.standings(session, ids))
+    return ResultAnswer(items=items)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, INTEGER, TEXT
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, INTEGER, TEXT
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.iso7064 import mod_37_36
@@ -309,40 +309,49 @@ def _candidate_hashes(vault: Vault, id_number: str) -> list[bytes]:
     return hashes
 
 
-async def find_resident_ids(
-    session: AsyncSession, vault: Vault, id_number: str, name: str
-) -> list[int]:
-    """The residents holding this ID number *and* this name; [] for either mismatch."""
-    hashes = _candidate_hashes(vault, id_number)
-    if not hashes:
-        return []
-    rows = await session.execute(
-        select(Resident.id, Resident.name_enc).where(Resident.id_hash.in_(hashes))
-    )
-    wanted = normalize_name(name)
-    return [rid for rid, name_enc in rows if vault.decrypt(name_enc) == wanted]
-
-
-_STANDINGS = text(
+# one round trip: the people holding the ID number, and every sample of theirs
+_LOOKUP = text(
     """
-    SELECT r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
+    SELECT p.id AS resident_id, p.name_enc,
+           r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
            t.result_call AS call, t.resulted_at AS reported_at, m.status AS retest,
            CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END
                AS retest_at
-    FROM samples s
-    JOIN rounds r ON r.id = s.round_id
-    JOIN tubes t ON t.serial = s.tube_serial
+    FROM residents p
+    LEFT JOIN samples s ON s.resident_id = p.id
+    LEFT JOIN rounds r ON r.id = s.round_id
+    LEFT JOIN tubes t ON t.serial = s.tube_serial
     LEFT JOIN retest_cases c ON c.pool_tube_serial = t.serial
     LEFT JOIN retest_members m ON m.case_id = c.id AND m.resident_id = s.resident_id
-    WHERE s.resident_id = ANY(:ids)
+    WHERE p.id_hash = ANY(:hashes)
     ORDER BY r.id DESC, s.sampled_at, s.id
     """
-).bindparams(bindparam("ids", type_=ARRAY(BIGINT)))
+).bindparams(bindparam("hashes", type_=ARRAY(BYTEA)))
 
 
-async def standings(session: AsyncSession, resident_ids: list[int]) -> list[RoundStanding]:
-    """One item per round the person was sampled in, newest round first."""
-    rows = (await session.execute(_STANDINGS, {"ids": resident_ids})).all()
+async def query_standings(
+    session: AsyncSession, vault: Vault, id_number: str, name: str
+) -> list[RoundStanding] | None:
+    """The rounds of the person holding this ID number *and* this name, newest first
+    (``[]`` before their first sample); None for either mismatch, alike."""
+    hashes = _candidate_hashes(vault, id_number)
+    if not hashes:
+        return None
+    rows = (await session.execute(_LOOKUP, {"hashes": hashes})).all()
+    wanted = normalize_name(name)
+    matching = {
+        row.resident_id
+        for row in {row.resident_id: row for row in rows}.values()
+        if vault.decrypt(row.name_enc) == wanted
+    }
+    if not matching:
+        return None
+    return standings([row for row in rows if row.resident_id in matching and row.round_id])
+
+
+def standings(rows: Sequence[Row[Any]]) -> list[RoundStanding]:
+    """One item per round the person was sampled in, from their sample rows (newest
+    round first, oldest sample first within a round)."""
     by_round: dict[int, list[Row[Any]]] = {}
     for row in rows:
         by_round.setdefault(row.round_id, []).append(row)
