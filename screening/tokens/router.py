@@ -1,6 +1,8 @@
 from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
 
-from screening.auth import AdminOnly
+from screening.auth import AdminOnly, AnyRole
 from screening.db import DbSession
 from screening.tokens import service
 from screening.tokens.schemas import TokenCreate, TokenIssued
@@ -20,3 +22,28 @@ async def create_token(body: TokenCreate, session: DbSession, _: AdminOnly) -> T
         lab=issued.lab,
         label=issued.label,
     )
+
+
+class Me(BaseModel):
+    role: str
+    sampling_point: str | None = None
+    district: str | None = None
+    lab: str | None = None
+
+
+@router.get("/tokens/me", response_model=Me)
+async def who_am_i(session: DbSession, principal: AnyRole) -> Me:
+    """Who this token is: its role and what it is bound to (the field pages ask)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT p.code AS point, d.code AS district, l.code AS lab"
+                " FROM (SELECT 1) one"
+                " LEFT JOIN sampling_points p ON p.id = :point"
+                " LEFT JOIN districts d ON d.id = p.district_id"
+                " LEFT JOIN labs l ON l.id = :lab"
+            ),
+            {"point": principal.sampling_point_id, "lab": principal.lab_id},
+        )
+    ).one()
+    return Me(role=principal.role, sampling_point=row.point, district=row.district, lab=row.lab)

@@ -15,3 +15,28 @@ router = APIRouter(include_in_schema=False)
 async def dashboard() -> FileResponse:
     """The command-center dashboard (admin token asked for in the page)."""
     return FileResponse(STATIC / "dashboard.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/query")
+async def resident_query() -> FileResponse:
+    """The resident result query page (no token; nothing kept in the browser)."""
+    return FileResponse(
+        STATIC / "query.html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+@router.get("/station")
+async def station() -> FileResponse:
+    """The sampling station (sampler token; keeps working offline)."""
+    return FileResponse(STATIC / "station.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/station-sw.js")
+async def station_worker() -> FileResponse:
+    """The station's service worker, served from the root so it may control /station."""
+    return FileResponse(
+        STATIC / "station-sw.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
