@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from screening.auth import AdminOrLab
 from screening.db import DbSession
 from screening.results import service
-from screening.results.schemas import Format, UploadSummary
+from screening.results.schemas import Format, UploadList, UploadSummary
 from screening.schemas import Id64
 
 router = APIRouter(tags=["results"])
@@ -30,6 +30,18 @@ async def upload_results(
         fmt=format,
         plate=plate,
     )
+
+
+@router.get("/labs/{lab}/uploads", response_model=UploadList)
+async def list_uploads(
+    lab: str,
+    session: DbSession,
+    principal: AdminOrLab,
+    hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> UploadList:
+    """The lab's uploads of the last ``hours`` (default a day), newest first."""
+    return await service.list_uploads(session, principal, lab_code=lab, hours=hours, limit=limit)
 
 
 @router.get("/labs/{lab}/uploads/{upload_id}", response_model=UploadSummary)

@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Literal
 
 from screening.schemas import Schema
@@ -34,3 +35,22 @@ class UploadSummary(Schema):
     rejected_total: int
     plates: list[PlateSummary]
     tubes: TubeCalls
+
+
+class UploadListed(Schema):
+    """One upload in a lab's list: when, which file, and its summary's figures."""
+
+    upload_id: int
+    filename: str | None
+    format: Format
+    received_at: datetime
+    rows: int
+    accepted: int
+    duplicate: int
+    rejected_total: int
+    plates: list[PlateSummary]
+    tubes: TubeCalls
+
+
+class UploadList(Schema):
+    items: list[UploadListed]

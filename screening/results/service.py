@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 import anyio
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lab_io.formats import READERS, UnreadableFile, WellReading, detect_format, plate_from_filename
@@ -18,7 +19,7 @@ from screening.errors import Forbidden, NotFound
 from screening.errors import UnreadableFile as UnreadableFileError
 from screening.reference.models import Lab
 from screening.results.models import Upload
-from screening.results.schemas import UploadSummary
+from screening.results.schemas import UploadList, UploadListed, UploadSummary
 from screening.retests.service import actor_of, after_results
 from screening.tokens.service import Principal
 
@@ -132,3 +133,39 @@ async def read_upload(
     if summary is None:
         raise NotFound(f"no upload {upload_id} for lab {lab_code}")
     return UploadSummary.model_validate(summary)
+
+
+async def list_uploads(
+    session: AsyncSession, principal: Principal, *, lab_code: str, hours: float, limit: int
+) -> UploadList:
+    """The lab's uploads of the last ``hours``, newest first."""
+    lab = await _lab(session, principal, lab_code)
+    rows = (
+        await session.execute(
+            select(Upload.id, Upload.filename, Upload.received_at, Upload.summary)
+            .where(
+                Upload.lab_id == lab.id,
+                Upload.received_at >= func.now() - timedelta(hours=hours),
+            )
+            .order_by(Upload.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    items = []
+    for row in rows:
+        summary = UploadSummary.model_validate(row.summary)
+        items.append(
+            UploadListed(
+                upload_id=row.id,
+                filename=row.filename,
+                format=summary.format,
+                received_at=row.received_at,
+                rows=summary.rows,
+                accepted=summary.accepted,
+                duplicate=summary.duplicate,
+                rejected_total=summary.rejected_total,
+                plates=summary.plates,
+                tubes=summary.tubes,
+            )
+        )
+    return UploadList(items=items)

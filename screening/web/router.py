@@ -40,3 +40,9 @@ async def station_worker() -> FileResponse:
         media_type="text/javascript",
         headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
     )
+
+
+@router.get("/lab")
+async def lab_page() -> FileResponse:
+    """The lab page: receive boxes, upload instrument files, today's uploads."""
+    return FileResponse(STATIC / "lab.html", headers={"Cache-Control": "no-cache"})

@@ -102,6 +102,8 @@ ENDPOINTS = [
     ("receive", "POST", "/boxes/BOX-R/receive", lambda w: {}, {"admin", "L1"}),
     ("results", "POST", "/labs/L1/results", "lis", {"admin", "L1"}),
     ("upload", "GET", "/labs/L1/uploads/{upload}", None, {"admin", "L1"}),
+    ("uploads", "GET", "/labs/L1/uploads", None, {"admin", "L1"}),
+    ("who am i", "GET", "/tokens/me", None, ANY),
     ("retests", "GET", "/rounds/{r}/retests", None, {"admin", "P1", "P2"}),
     ("case", "GET", "/rounds/{r}/retests/{case}", None, {"admin", "P1"}),
     ("review", "GET", "/rounds/{r}/retests/review", None, {"admin", "L1", "L2"}),
