@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 from sqlalchemy.engine import make_url
 
 
@@ -102,4 +103,13 @@ async def test_the_station_keeps_scanning_offline_and_loses_nothing(
     assert rows[tubes[0]]["people"] == 10
     assert (rows[tubes[1]]["state"], rows[tubes[1]]["samples"]) == ("open", 2)
     assert sum(r["samples"] for r in rows.values()) == 12
+
+    # the full tube goes into a box to L2, packed and dispatched from the page
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=box]").send_keys("BOX-S1", Keys.ENTER)
+    Select(browser.find_element(By.CSS_SELECTOR, "[data-testid=lab]")).select_by_value("L2")
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=box-tube]").send_keys(tubes[0], Keys.ENTER)
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=dispatch]").click()
+    wait_for(lambda: "已发运" in text_of(browser, "box-message"), what="the box dispatched")
+    rows = {r["barcode"]: r for r in await held(live)}
+    assert rows[tubes[0]]["state"] == "in_transit"
     screenshot(browser, "station-phone.png")

@@ -191,6 +191,7 @@
       state.district = who.district; state.point = who.sampling_point;
       const rounds = await (await api("/rounds?limit=1000")).json();
       state.rounds = rounds.items.filter((r) => r.status === "open");
+      state.labs = (await (await api("/labs?limit=1000")).json()).items.map((l) => [l.code, l.name]);
       save();
       setNet(true);
     } else if (me && (me.status === 401 || me.status === 403)) {
@@ -206,6 +207,10 @@
       select.appendChild(o);
     }
     if (state.round) { select.value = state.round; }
+    const labs = $("#lab"); labs.replaceChildren();
+    for (const [code, name] of state.labs || []) {
+      const o = document.createElement("option"); o.value = code; o.textContent = code + " " + name; labs.appendChild(o);
+    }
     const chosen = () => {
       state.round = Number(select.value) || null;
       state.roundInfo = (state.rounds || []).find((r) => r.id === state.round) || null;
@@ -231,6 +236,37 @@
     await scan(value);
   });
   $("#seal").addEventListener("click", seal);
+
+  // boxes: online only (the service checks every tube is sealed and not boxed yet)
+  let boxed = [];
+  function boxSay(text, kind) { const m = $("#box-message"); m.textContent = text; m.className = "message " + (kind || ""); }
+  $("#box").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") { return; }
+    e.preventDefault(); boxed = []; $("#boxed").textContent = "0"; $("#box-tube").focus();
+    boxSay("请逐一扫描装箱试管");
+  });
+  $("#box-tube").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") { return; }
+    e.preventDefault();
+    const code = e.target.value.trim(); e.target.value = "";
+    if (!BARCODE.test(code) || !barcodeOk(code)) { boxSay("试管条码校验错误:" + code, "bad"); beep(false); return; }
+    if (!boxed.includes(code)) { boxed.push(code); beep(true); }
+    $("#boxed").textContent = boxed.length;
+  });
+  $("#dispatch").addEventListener("click", async () => {
+    const box = $("#box").value.trim();
+    if (!box || !boxed.length) { boxSay("请先扫描转运箱和试管", "bad"); return; }
+    await flush();
+    if (Number($("#pending").textContent) > 0) { boxSay("还有未上传的扫码,联网后再装箱", "bad"); return; }
+    try {
+      let r = await api("/boxes", { method: "POST", body: JSON.stringify({ barcode: box, lab: $("#lab").value, tubes: boxed }) });
+      if (!r.ok) { const p = await r.json(); boxSay("装箱失败:" + (p.detail || p.title), "bad"); beep(false); return; }
+      r = await api("/boxes/" + encodeURIComponent(box) + "/dispatch", { method: "POST", body: "{}" });
+      if (!r.ok) { const p = await r.json(); boxSay("发运失败:" + (p.detail || p.title), "bad"); beep(false); return; }
+      boxSay("已发运 " + box + "(" + boxed.length + " 管)", "ok"); beep(true);
+      boxed = []; $("#boxed").textContent = "0"; $("#box").value = "";
+    } catch (e) { boxSay("需要网络才能装箱发运", "bad"); beep(false); }
+  });
   $("#login").addEventListener("submit", (e) => {
     e.preventDefault(); state.token = $("#token").value.trim(); save(); start();
   });
