@@ -325,6 +325,7 @@ SELECT $1, plate, controls, wells FROM ingest_plates
 """
 
 MAX_REJECTIONS_LISTED = 10_000
+CALLS = ("negative", "positive", "suspicious", "invalid")
 
 _REJECTED = """
 SELECT line, type, detail FROM (
@@ -439,7 +440,15 @@ async def ingest_file(
     counts = await conn.fetchrow(_COUNTS)
     steps.mark("count")
     rejected = await conn.fetch(_REJECTED, MAX_REJECTIONS_LISTED)
-    plates = await conn.fetch("SELECT plate, controls, wells FROM ingest_plates ORDER BY plate")
+    plates = [
+        {**dict(p), "calls": dict.fromkeys(CALLS, 0)}
+        for p in await conn.fetch("SELECT plate, controls, wells FROM ingest_plates ORDER BY plate")
+    ]
+    by_plate = {p["plate"]: p["calls"] for p in plates}
+    for row in await conn.fetch(
+        "SELECT plate, call, count(*) AS n FROM ingest_calls WHERE NOT duplicate GROUP BY 1, 2"
+    ):
+        by_plate[row["plate"]][row["call"]] = row["n"]
     calls = dict(
         await conn.fetch(
             "SELECT call, count(*) FROM ingest_calls WHERE NOT duplicate GROUP BY call"
@@ -455,10 +464,8 @@ async def ingest_file(
         "duplicate": counts["duplicate"],
         "rejected": [dict(r) for r in rejected],
         "rejected_total": counts["rejected"],
-        "plates": [dict(p) for p in plates],
-        "tubes": {
-            call: calls.get(call, 0) for call in ("negative", "positive", "suspicious", "invalid")
-        },
+        "plates": plates,
+        "tubes": {call: calls.get(call, 0) for call in CALLS},
     }
 
 

@@ -16,6 +16,8 @@ class PlateSummary(Schema):
     plate: str
     controls: Literal["ok", "failed"]
     wells: int
+    calls: dict[str, int] | None = None
+    """Tubes of this plate by call (uploads stored before this field have none)."""
 
 
 class TubeCalls(Schema):

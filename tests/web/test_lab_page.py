@@ -63,6 +63,8 @@ async def test_a_lab_receives_a_box_and_uploads_files(
     }
     assert cards["QS-0405.txt"].get_attribute("data-format") == "quantstudio"
     assert "QS-0405-A" in cards["QS-0405.txt"].text and "合格" in cards["QS-0405.txt"].text
+    plate = cards["QS-0405.txt"].find_element(By.CSS_SELECTOR, "tr[data-plate='QS-0405-A']")
+    assert plate.text.endswith("1 / 1 / 0 / 0")  # calls on this plate
     assert "阴性 1" in cards["QS-0405.txt"].text and "阳性 1" in cards["QS-0405.txt"].text
     assert "未接收" in cards["photo.jpg"].text
     wait_for(

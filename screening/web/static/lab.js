@@ -56,10 +56,13 @@
     card.appendChild(el("p", "阴性 " + s.tubes.negative + " · 阳性 " + s.tubes.positive +
       " · 可疑 " + s.tubes.suspicious + " · 无效 " + s.tubes.invalid));
     const plates = el("table", undefined, "list");
-    plates.appendChild(el("tr")).append(el("th", "板 Plate"), el("th", "质控 Controls"), el("th", "孔 Wells"));
+    plates.appendChild(el("tr")).append(el("th", "板 Plate"), el("th", "质控 Controls"), el("th", "孔 Wells"),
+      el("th", "阴/阳/疑/无效"));
     for (const p of s.plates) {
       const tr = el("tr"); tr.dataset.plate = p.plate;
-      tr.append(el("td", p.plate), el("td", p.controls === "ok" ? "合格" : "失控(整板无效)", p.controls === "ok" ? "" : "bad"), el("td", p.wells));
+      const c = p.calls || {};
+      tr.append(el("td", p.plate), el("td", p.controls === "ok" ? "合格" : "失控(整板无效)", p.controls === "ok" ? "" : "bad"),
+        el("td", p.wells), el("td", [c.negative, c.positive, c.suspicious, c.invalid].map((v) => v || 0).join(" / ")));
       plates.appendChild(tr);
     }
     card.appendChild(plates);

@@ -77,7 +77,14 @@ class TestCalls:
             0,
             [],
         )
-        assert body["plates"] == [{"plate": "PL1", "controls": "ok", "wells": 6}]
+        assert body["plates"] == [
+            {
+                "plate": "PL1",
+                "controls": "ok",
+                "wells": 6,
+                "calls": {"negative": 1, "positive": 1, "suspicious": 1, "invalid": 1},
+            }
+        ]
         assert body["tubes"] == {"negative": 1, "positive": 1, "suspicious": 1, "invalid": 1}
         assert [await status_of(scene, p) for p in (0, 2, 4, 6)] == [
             "negative",
@@ -110,6 +117,26 @@ class TestCalls:
         assert body["plates"][0]["controls"] == "failed"
         assert body["tubes"]["invalid"] == 2
         assert await status_of(scene, 0) == "invalid"
+
+    async def test_each_plate_says_its_own_calls(self, scene):
+        t = await received_tubes(scene, 3)
+        content = "\n".join(
+            [
+                HEADER,
+                "PA,A1,NTC,ntc,,,",
+                "PA,A2,PC,pc,28,29,27",
+                f"PA,A3,{t[0]},sample,30,31,27",
+                f"PA,A4,{t[1]},sample,,,27",
+                "PB,A1,NTC,ntc,33,,",  # plate B's negative control amplifies
+                "PB,A2,PC,pc,28,29,27",
+                f"PB,A3,{t[2]},sample,,,27",
+            ]
+        )
+        body = (await upload(scene, content)).json()
+        assert [(p["plate"], p["controls"], p["calls"]) for p in body["plates"]] == [
+            ("PA", "ok", {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0}),
+            ("PB", "failed", {"negative": 0, "positive": 0, "suspicious": 0, "invalid": 1}),
+        ]
 
     async def test_a_positive_control_that_does_not_amplify_fails_the_plate(self, scene):
         t = await received_tubes(scene, 1)
@@ -171,7 +198,14 @@ class TestRejectedRows:
             [HEADER, ",A1,NTC,ntc,,,", ",A2,PC,pc,28,29,27", f",A3,{t[0]},sample,,,27"]
         )
         body = (await upload(scene, content, plate="PLATE-9")).json()
-        assert body["plates"] == [{"plate": "PLATE-9", "controls": "ok", "wells": 3}]
+        assert body["plates"] == [
+            {
+                "plate": "PLATE-9",
+                "controls": "ok",
+                "wells": 3,
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+            }
+        ]
 
     async def test_a_row_with_extra_cells_is_read_row_by_row(self, scene):
         t = await received_tubes(scene, 2)
@@ -290,7 +324,14 @@ class TestInstrumentFormats:
         body = r.json()
         assert body["format"] == "quantstudio"
         assert (body["rows"], body["accepted"], body["rejected"]) == (12, 12, [])
-        assert body["plates"] == [{"plate": "QS-0405-A", "controls": "ok", "wells": 4}]
+        assert body["plates"] == [
+            {
+                "plate": "QS-0405-A",
+                "controls": "ok",
+                "wells": 4,
+                "calls": {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0},
+            }
+        ]
         assert body["tubes"] == {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0}
         # A5 is omitted in the file: its tube has no result
         assert [await status_of(scene, p) for p in (0, 2, 4)] == ["negative", "retest", "pending"]
@@ -299,7 +340,14 @@ class TestInstrumentFormats:
         t = await received_tubes(scene, 1)
         body = (await upload(scene, instrument_file("quantstudio_design_analysis.csv", t))).json()
         assert body["format"] == "quantstudio"
-        assert body["plates"] == [{"plate": "QSDA-0001", "controls": "ok", "wells": 3}]
+        assert body["plates"] == [
+            {
+                "plate": "QSDA-0001",
+                "controls": "ok",
+                "wells": 3,
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+            }
+        ]
         assert body["tubes"]["negative"] == 1
 
     async def test_a_cfx_file_takes_its_plate_from_its_name(self, scene, db_session):
@@ -307,7 +355,14 @@ class TestInstrumentFormats:
         name = "CFX-PL-7_2022-04-05 Quantification Cq Results.csv"
         body = (await upload(scene, instrument_file("biorad_cfx.csv", t), name=name)).json()
         assert body["format"] == "biorad-cfx"
-        assert body["plates"] == [{"plate": "CFX-PL-7", "controls": "ok", "wells": 4}]
+        assert body["plates"] == [
+            {
+                "plate": "CFX-PL-7",
+                "controls": "ok",
+                "wells": 4,
+                "calls": {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0},
+            }
+        ]
         # A4: N only (VIC/HEX through the kit's dyes) -> suspicious
         assert body["tubes"] == {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0}
         stored = await db_session.scalar(
@@ -342,7 +397,14 @@ class TestInstrumentFormats:
         book.save(buffer)
         body = (await upload(scene, buffer.getvalue(), name="slan.xlsx")).json()
         assert body["format"] == "slan-96p"
-        assert body["plates"] == [{"plate": "SLAN-PLATE-7", "controls": "ok", "wells": 3}]
+        assert body["plates"] == [
+            {
+                "plate": "SLAN-PLATE-7",
+                "controls": "ok",
+                "wells": 3,
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+            }
+        ]
         assert body["tubes"]["negative"] == 1
 
     async def test_a_gbk_slan_csv_uploaded_twice_changes_nothing(self, scene, db_session):
