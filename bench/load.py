@@ -57,17 +57,24 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def drive(
-    concurrency: int, seconds: float, call: Callable[[int, int], Awaitable[bool]]
+    concurrency: int,
+    seconds: float,
+    call: Callable[[int, int], Awaitable[bool]],
+    until: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """Run ``call(worker, n)`` from ``concurrency`` workers for ``seconds``."""
+    """Run ``call(worker, n)`` from ``concurrency`` workers for ``seconds``, or until
+    ``until()`` says so."""
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
 
+    def going() -> bool:
+        return not until() if until is not None else time.perf_counter() < stop
+
     async def worker(w: int) -> None:
         nonlocal errors
         n = 0
-        while time.perf_counter() < stop:
+        while going():
             t0 = time.perf_counter()
             ok = await call(w, n)
             latencies.append(time.perf_counter() - t0)
@@ -79,6 +86,7 @@ async def drive(
     elapsed = time.perf_counter() - t0
     return {
         "requests": len(latencies),
+        "seconds": elapsed,
         "rate": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,

@@ -62,7 +62,7 @@ async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> di
         out["healthz"] = await drive(concurrency, 10, health)
         uploading = asyncio.create_task(_upload(svc, labday))
         await asyncio.sleep(0.5)  # the file is on its way in
-        out["query"] = await drive_until(concurrency, uploading, query)
+        out["query"] = await drive(concurrency, 3600, query, until=uploading.done)
         out["upload_status"] = (await uploading).status_code
     out["ratio"] = out["query"]["rate"] / out["healthz"]["rate"]
     return out
@@ -77,34 +77,6 @@ async def _upload(svc: Any, path: Path) -> httpx.Response:
             files={"file": ("labday.csv", data)},
             data={"format": "lis-csv"},
         )
-
-
-async def drive_until(concurrency: int, task: asyncio.Task[Any], call: Any) -> dict[str, Any]:
-    """Like load.drive, for as long as ``task`` runs."""
-    latencies: list[float] = []
-    errors = 0
-
-    async def worker(w: int) -> None:
-        nonlocal errors
-        n = 0
-        while not task.done():
-            t0 = time.perf_counter()
-            ok = await call(w, n)
-            latencies.append(time.perf_counter() - t0)
-            errors += not ok
-            n += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "rate": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 0.5) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "errors": errors,
-    }
 
 
 async def paced(rate: float, seconds: float, call: Any, sample: Any = None) -> dict[str, Any]:
