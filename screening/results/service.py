@@ -151,21 +151,13 @@ async def list_uploads(
             .limit(limit)
         )
     ).all()
-    items = []
-    for row in rows:
-        summary = UploadSummary.model_validate(row.summary)
-        items.append(
+    return UploadList(
+        items=[
             UploadListed(
-                upload_id=row.id,
+                **UploadSummary.model_validate(row.summary).model_dump(exclude={"rejected"}),
                 filename=row.filename,
-                format=summary.format,
                 received_at=row.received_at,
-                rows=summary.rows,
-                accepted=summary.accepted,
-                duplicate=summary.duplicate,
-                rejected_total=summary.rejected_total,
-                plates=summary.plates,
-                tubes=summary.tubes,
             )
-        )
-    return UploadList(items=items)
+            for row in rows
+        ]
+    )
