@@ -19,6 +19,7 @@ from reports.round_report import RoundReport, Row, render_round_report
 from screening.config import Settings
 from screening.privacy import Vault, mask_id_number, mask_name
 from screening.progress.service import round_progress
+from screening.rounds.service import get_round
 
 MAX_LISTED = 500
 
@@ -67,7 +68,7 @@ async def round_report_pdf(
     session: AsyncSession, settings: Settings, vault: Vault, round_id: int
 ) -> bytes:
     progress = await round_progress(session, settings, round_id, points_limit=1)
-    name = await session.scalar(text("SELECT name FROM rounds WHERE id = :id"), {"id": round_id})
+    name = (await get_round(session, round_id)).name  # loaded already: no second query
     params = {"round_id": round_id, "limit": MAX_LISTED}
     t = progress.tubes
     coverage = progress.registered / progress.population if progress.population else None

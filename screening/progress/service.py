@@ -11,7 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.config import Settings
-from screening.errors import NotFound
 from screening.progress.schemas import (
     DistrictProgress,
     LabProgress,
@@ -23,6 +22,7 @@ from screening.progress.schemas import (
     TubeCounts,
     Turnaround,
 )
+from screening.rounds.service import get_round
 
 BUCKET_HOURS = 5 / 60
 
@@ -151,9 +151,7 @@ async def round_progress(
     points_after: str = "",
     points_limit: int = 100,
 ) -> Progress:
-    exists = await session.scalar(text("SELECT 1 FROM rounds WHERE id = :id"), {"id": round_id})
-    if exists is None:
-        raise NotFound(f"no round {round_id}")
+    await get_round(session, round_id)
     params = {"round_id": round_id}
     district_rows = (await session.execute(_DISTRICTS, params)).all()
     districts = {

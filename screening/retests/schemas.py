@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from screening.schemas import Page
+
 MemberStatus = Literal["to-recall", "resampled", "negative", "positive", "invalid"]
 
 
@@ -39,9 +41,7 @@ class CaseRead(BaseModel):
     members: list[MemberRead]
 
 
-class RetestList(BaseModel):
-    items: list[CaseRead]
-    next_cursor: str | None = None
+RetestList = Page[CaseRead]
 
 
 class HistoryEntry(BaseModel):

@@ -31,6 +31,8 @@ from screening.retests.schemas import (
     MemberRead,
     RetestList,
 )
+from screening.rounds.service import get_round
+from screening.schemas import page_of
 from screening.tokens.service import Principal
 
 FINAL = ("negative", "positive")
@@ -219,11 +221,6 @@ ORDER BY m.case_id, r.code
 """).bindparams(bindparam("case_ids", type_=ARRAY(BIGINT)))
 
 
-async def _round_exists(session: AsyncSession, round_id: int) -> None:
-    if await session.scalar(text("SELECT 1 FROM rounds WHERE id = :id"), {"id": round_id}) is None:
-        raise NotFound(f"no round {round_id}")
-
-
 async def list_cases(
     session: AsyncSession,
     principal: Principal,
@@ -237,7 +234,7 @@ async def list_cases(
     limit: int = 100,
 ) -> RetestList:
     """Cases of a round, members masked; a sampler sees its own point's, a lab its own."""
-    await _round_exists(session, round_id)
+    await get_round(session, round_id)
     await flag_overdue(session, settings)
     rows = (
         await session.execute(
@@ -284,9 +281,7 @@ async def list_cases(
         )
         for row in rows
     ]
-    return RetestList(
-        items=items, next_cursor=str(items[-1].case_id) if len(items) == limit else None
-    )
+    return page_of(items, limit, items[-1].case_id if items else None)
 
 
 _HISTORY = text("""
@@ -343,7 +338,7 @@ ORDER BY d.code
 async def pool_size_advice(session: AsyncSession, round_id: int) -> AdviceRead:
     """Per district: observed prevalence (people counted where they were swabbed),
     Dorfman costs and the advised pool size for the next round."""
-    await _round_exists(session, round_id)
+    await get_round(session, round_id)
     districts = []
     for row in (await session.execute(_OBSERVED, {"round_id": round_id})).all():
         advice = advise(row.positive, row.tested, row.pool_size)

@@ -67,10 +67,16 @@ async def create_round(session: AsyncSession, body: RoundCreate) -> RoundRead:
     return await read_round(session, round_id)
 
 
-async def read_round(session: AsyncSession, round_id: int) -> RoundRead:
+async def get_round(session: AsyncSession, round_id: int) -> Round:
+    """The round, or 404 not-found."""
     rnd = await session.get(Round, round_id)
     if rnd is None:
         raise NotFound(f"no round {round_id}")
+    return rnd
+
+
+async def read_round(session: AsyncSession, round_id: int) -> RoundRead:
+    rnd = await get_round(session, round_id)
     rows = (
         await session.execute(
             select(District.code, RoundDistrict.pool_size)
@@ -116,9 +122,7 @@ async def close_round(session: AsyncSession, round_id: int) -> RoundRead:
 
 
 async def plan_round(session: AsyncSession, round_id: int) -> PlanRead:
-    rnd = await session.get(Round, round_id)
-    if rnd is None:
-        raise NotFound(f"no round {round_id}")
+    rnd = await get_round(session, round_id)
     district_rows = (
         await session.execute(
             select(
