@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 if not settings.database_url:
                     stop_embedded_server()
 
-    app = FastAPI(
+    # /docs must work at a sampling point or lab without internet: Swagger UI's assets are
+    # served from the fastapi-offline package instead of a CDN
+    app = FastAPIOffline(
         title="screening",
         version="1",
         summary="City-wide pooled PCR screening: rounds, tubes, results, de-pooling.",
