@@ -52,16 +52,20 @@ async def _run_demo(
 ) -> None:
     """Run the demo round (``once``: only when no demo round exists yet; then just
     issue a fresh admin token for the dashboard)."""
-    from screening.demo_round import has_demo_round, run_demo_round, summary_lines
+    from screening.demo_round import (
+        fresh_demo_tokens,
+        has_demo_round,
+        run_demo_round,
+        summary_lines,
+    )
 
     logging.getLogger("lab_io").setLevel(logging.WARNING)
     engine = make_engine(url, settings)
     try:
         if once and await has_demo_round(engine):
-            async with make_sessionmaker(engine).begin() as session:
-                token = (await create_token(session, role="admin", label="demo")).token
+            tokens = await fresh_demo_tokens(engine)
             console.print(f"demo round already loaded; dashboard: {base_url}/")
-            console.print(f"admin token (shown once): {token}")
+            _print_tokens("Demo: new tokens (shown once)", tokens.pop("admin"), tokens, base_url)
             return
         out = await run_demo_round(
             engine, settings, residents=residents, points=points, console=console
@@ -70,13 +74,29 @@ async def _run_demo(
         await engine.dispose()
     for line in summary_lines(out, base_url):
         console.print(line)
-    table = Table(title=f"Demo round {out.round_id}: tokens (shown once)")
+    tokens = dict(sorted(out.tokens.items())[:4])
+    _print_tokens(
+        f"Demo round {out.round_id}: tokens (shown once)", out.admin_token, tokens, base_url
+    )
+
+
+def _print_tokens(title: str, admin: str, tokens: dict[str, str], base_url: str) -> None:
+    """The demo's tokens, each with the page it opens (labs: /lab, samplers: /station)."""
+    table = Table(title=title)
     table.add_column("who")
+    table.add_column("page")
     table.add_column("token", no_wrap=True, overflow="fold")
-    table.add_row("admin (dashboard)", out.admin_token)
-    for who, token in sorted(out.tokens.items())[:4]:
-        table.add_row("lab " + who if who.startswith("LAB") else "sampler " + who, token)
+    table.add_row("admin (dashboard)", f"{base_url}/", admin)
+    for who, token in sorted(tokens.items()):
+        if who.startswith("LAB"):
+            table.add_row(f"lab {who}", f"{base_url}/lab", token)
+        else:
+            table.add_row(f"sampler {who}", f"{base_url}/station", token)
     console.print(table)
+    console.print(
+        "more tokens: screening token create --role sampler --sampling-point PT003"
+        " (or --role lab --lab LAB-A)"
+    )
 
 
 @app.command()

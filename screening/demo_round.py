@@ -421,6 +421,20 @@ async def _depool(
             )
 
 
+async def fresh_demo_tokens(engine: AsyncEngine, *, samplers: int = 2) -> dict[str, str]:
+    """New tokens for a demo that is already loaded: only hashes are kept, so the first
+    run's tokens cannot be shown again. Keys as in ``DemoRound.tokens`` plus "admin"."""
+    async with make_sessionmaker(engine).begin() as session:
+        tokens = {"admin": (await create_token(session, role="admin", label="demo")).token}
+        for lab, _ in LABS:
+            tokens[lab] = (await create_token(session, role="lab", lab=lab, label="demo")).token
+        for k in range(1, samplers + 1):
+            point = f"PT{k:03d}"
+            issued = await create_token(session, role="sampler", sampling_point=point, label="demo")
+            tokens[point] = issued.token
+    return tokens
+
+
 async def has_demo_round(engine: AsyncEngine) -> bool:
     async with engine.connect() as conn:
         found = await conn.scalar(
