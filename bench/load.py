@@ -1,16 +1,24 @@
 """Load measurement against a running service, started as a user would start it.
 
-    .venv/bin/python bench/load.py [--seconds 15] [--concurrency 32] [--residents 20000]
+    .venv/bin/python bench/load.py [--seconds 15] [--clerks 32] [--points 40]
+                                   [--residents 60000] [--workers N]
 
 It starts its own database (embedded PostgreSQL in a temporary folder, or the server of
 SCREENING_DATABASE_URL, in a fresh database), runs `screening serve` on a free port,
-seeds a district, a sampling point, residents (census import) and a 10-in-1 round
-over HTTP, then measures, each against a baseline taken in the same run:
+seeds over HTTP a district, ``--points`` sampling points (each with its own barcode
+range and sampler token), residents (census import) and a 10-in-1 round, then drives
+it with wrk (Debian's package; a C load generator, far faster than the service: its
+own ceiling is measured and printed) shaped like the field: ``--clerks`` registration
+clerks spread over the points, each on its own connection, filling one tube after
+another, ten people a tube. In the same run it measures:
 
-1. single-scan registrations/s (POST /rounds/{id}/samples) vs GET /healthz at the same
-   concurrency, with p50/p99 latency and the error count;
-2. offline sync events/s (5,000-event batches) vs a raw asyncpg COPY of the same rows
-   into an unindexed table of the same database.
+0. wrk's own ceiling: a static 200 from nginx (when nginx is installed), same shape;
+1. GET /healthz at the same concurrency (the baseline for the service);
+2. single scans (POST /rounds/{id}/samples) as fast as the service answers: rate, p50,
+   p99, refusals, socket errors;
+3. single scans paced at 80% of the rate of 2 (each clerk waits between scans): p99;
+4. offline sync events/s (5,000-event batches, Python client: the server is the
+   bottleneck there) vs a raw asyncpg COPY of the same rows into an unindexed table.
 
 After the run it counts what the database holds against what was acknowledged.
 Figures go to stdout as a table and to --json if given.
@@ -23,14 +31,15 @@ import asyncio
 import io
 import json
 import os
+import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,9 +47,11 @@ import asyncpg
 import httpx
 
 from screening.db import drop_database, ensure_database, with_database
+from screening.demo import synthetic_prc_id
 
 ADMIN = "bench-" + secrets.token_hex(8)
 H = {"Authorization": f"Bearer {ADMIN}"}
+HERE = Path(__file__).resolve().parent
 
 
 def free_port() -> int:
@@ -49,208 +60,277 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def drive(
-    concurrency: int,
-    seconds: float,
-    call: Callable[[int, int], Awaitable[bool]],
-    until: Callable[[], bool] | None = None,
+def wrk(
+    url: str, clerks: int, seconds: float, script: str, env: dict[str, str]
 ) -> dict[str, float]:
-    """Run ``call(worker, n)`` from ``concurrency`` workers for ``seconds``, or until
-    ``until()`` says so."""
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-
-    def going() -> bool:
-        return not until() if until is not None else time.perf_counter() < stop
-
-    async def worker(w: int) -> None:
-        nonlocal errors
-        n = 0
-        while going():
-            t0 = time.perf_counter()
-            ok = await call(w, n)
-            latencies.append(time.perf_counter() - t0)
-            errors += not ok
-            n += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "rate": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "errors": errors,
-    }
+    """One wrk run, ``clerks`` threads of one connection each; the script's BENCH line."""
+    out = subprocess.run(
+        [
+            *("wrk", "-t", str(clerks), "-c", str(clerks), "-d", f"{round(seconds)}s"),
+            *("--timeout", "10s", "-s", str(HERE / script), url),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    figures: dict[str, float] = json.loads(line[len("BENCH ") :])
+    figures["rate"] = figures["created"] / figures["seconds"]
+    return figures
 
 
-async def seed(
-    client: httpx.AsyncClient, residents: int, tubes: int, headers: dict[str, str] = H
-) -> dict[str, object]:
+def static_ceiling(folder: Path, clerks: int, seconds: float) -> dict[str, float] | None:
+    """wrk against nginx answering a fixed 200: what the generator itself can do."""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None:
+        return None
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/nginx.log;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{ access_log off; client_body_temp_path {folder}; proxy_temp_path {folder};"
+        f" fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder};\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }} }}\n"
+    )
+    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)])
+    try:
+        time.sleep(0.5)
+        return wrk(f"http://127.0.0.1:{port}/", clerks, seconds, "plain_load.lua", {})
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def census(residents: int) -> list[str]:
+    rng = random.Random(7)
+    ids: set[str] = set()
+    while len(ids) < residents:
+        ids.add(synthetic_prc_id(rng))
+    lines = ["id_type,id_number,name,phone,district"]
+    lines += [f"prc_id,{n},居民{i},,B1" for i, n in enumerate(sorted(ids))]
+    return lines
+
+
+async def seed(client: httpx.AsyncClient, args: argparse.Namespace) -> dict[str, object]:
+    """District, points (+1 for the sync batches), residents, round, barcodes, tokens."""
+
     async def ok(path: str, body: object) -> dict[str, object]:
-        r = await client.post(path, json=body, headers=headers)
+        r = await client.post(path, json=body, headers=H, timeout=600)
         r.raise_for_status()
         return dict(r.json())
 
-    await ok("/districts", {"code": "B1", "name": "基准区", "population": residents})
-    await ok(
-        "/sampling-points",
-        {
-            "code": "BP1",
-            "name": "基准采样点",
+    await ok("/districts", {"code": "B1", "name": "基准区", "population": args.residents})
+    points = [f"BP{k:03d}" for k in range(args.points)] + ["BSYNC"]
+    for code in points:
+        body = {
+            "code": code,
+            "name": f"基准采样点{code}",
             "district": "B1",
-            "stations": 50,
+            "stations": 10,
             "people_per_hour_per_station": 60,
-        },
-    )
-    lines = ["id_type,id_number,name,phone,district"]
-    lines += [f"passport,B{i:09d},居民{i},,B1" for i in range(residents)]
+        }
+        await ok("/sampling-points", body)
     r = await client.post(
         "/residents/import",
-        headers=headers,
+        headers=H,
         timeout=600,
-        files={"file": ("c.csv", io.BytesIO("\n".join(lines).encode()))},
+        files={"file": ("c.csv", io.BytesIO("\n".join(census(args.residents)).encode()))},
     )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
     now = datetime.now(UTC)
-    rnd = await ok(
-        "/rounds",
-        {
-            "name": "bench",
-            "pool_size": 10,
-            "districts": ["B1"],
-            "starts_at": now.isoformat(),
-            "deadline": (now + timedelta(hours=24)).isoformat(),
-        },
-    )
-    barcodes: list[str] = []
-    while len(barcodes) < tubes:
-        issued = await ok(
-            f"/rounds/{rnd['id']}/barcodes",
-            {"sampling_point": "BP1", "count": min(100_000, tubes - len(barcodes))},
-        )
+    body = {
+        "name": "bench",
+        "pool_size": 10,
+        "districts": ["B1"],
+        "starts_at": now.isoformat(),
+        "deadline": (now + timedelta(hours=24)).isoformat(),
+    }
+    round_id = (await ok("/rounds", body))["id"]
+    clerks_a_point = -(-args.clerks // args.points)
+    per_point = clerks_a_point * (args.residents // args.clerks // 10) + 20
+    barcodes: dict[str, list[str]] = {}
+    tokens: dict[str, str] = {}
+    for code in points:
+        count = 500 * args.sync_batches + 10 if code == "BSYNC" else per_point
+        issued = await ok(f"/rounds/{round_id}/barcodes", {"sampling_point": code, "count": count})
         listing = await client.get(
-            f"/rounds/{rnd['id']}/barcodes/{issued['range_id']}", headers=headers, timeout=120
+            f"/rounds/{round_id}/barcodes/{issued['range_id']}", headers=H, timeout=120
         )
-        barcodes += listing.json()["barcodes"]
-    token = (await ok("/tokens", {"role": "sampler", "sampling_point": "BP1"}))["token"]
-    return {"round": rnd["id"], "codes": codes, "barcodes": barcodes, "sampler": token}
+        barcodes[code] = listing.json()["barcodes"]
+        tokens[code] = str(
+            (await ok("/tokens", {"role": "sampler", "sampling_point": code}))["token"]
+        )
+    return {"round": round_id, "codes": codes, "barcodes": barcodes, "tokens": tokens}
 
 
-async def measure(args: argparse.Namespace, base: str, db_url: str) -> dict[str, object]:
-    limits = httpx.Limits(max_connections=args.concurrency * 2)
-    async with httpx.AsyncClient(base_url=base + "/api/v1", limits=limits, timeout=30) as client:
-        world = await seed(client, args.residents, args.residents // 10 + 1000)
-        round_id, codes, barcodes = world["round"], world["codes"], world["barcodes"]
-        assert isinstance(codes, list) and isinstance(barcodes, list)
-        sampler = {"Authorization": f"Bearer {world['sampler']}"}
+def write_clerks(
+    folder: Path,
+    world: dict[str, object],
+    clerks: int,
+    points: int,
+    people: list[str],
+    tubes_taken: dict[str, int],
+) -> None:
+    """One file per clerk: clerk c works at point c mod points, on its own people and
+    on the next free tubes of its point."""
+    folder.mkdir(parents=True, exist_ok=True)
+    barcodes, tokens = world["barcodes"], world["tokens"]
+    assert isinstance(barcodes, dict) and isinstance(tokens, dict)
+    share = len(people) // clerks // 10 * 10
+    for c in range(clerks):
+        point = f"BP{c % points:03d}"
+        mine = people[c * share : (c + 1) * share]
+        first = tubes_taken.get(point, 0)
+        tubes_taken[point] = first + len(mine) // 10
+        rows = [f"{world['round']} {tokens[point]}"]
+        rows += [f"{barcodes[point][first + k // 10]} {code}" for k, code in enumerate(mine)]
+        (folder / f"clerk-{c}.txt").write_text("\n".join(rows) + "\n")
 
-        async def health(_: int, __: int) -> bool:
-            return (await client.get(base + "/healthz")).status_code == 200
 
-        # each worker owns a run of tubes and residents, ten per tube
-        per_worker = len(codes) // args.concurrency // 10 * 10
-        acknowledged = 0
-
-        async def scan(w: int, n: int) -> bool:
-            nonlocal acknowledged
-            i = w * per_worker + n
-            if n >= per_worker:
-                return True  # this worker is out of residents: idle
-            r = await client.post(
-                f"/rounds/{round_id}/samples",
-                headers=sampler,
-                json={"tube": barcodes[i // 10], "resident_code": codes[i]},
-            )
-            acknowledged += r.status_code == 201
-            return r.status_code == 201
-
-        healthz = await drive(args.concurrency, args.seconds, health)
-        scans = await drive(args.concurrency, args.seconds, scan)
-
-        # sync: 5,000-event batches on fresh tubes and people
-        conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
-        try:
-            used_tubes = args.concurrency * per_worker // 10
-            sync_tubes = barcodes[used_tubes + 10 :]
-            batches = min(args.sync_batches, len(sync_tubes) // 500, len(codes) // 5000)
-            sync_times = []
-            applied = 0
-            for b in range(batches):
-                events = [
-                    {
-                        "event_id": f"sync-{b}-{k}",
-                        "type": "sample",
-                        "tube": sync_tubes[b * 500 + k // 10],
-                        "resident_code": codes[b * 5000 + k],
-                        "at": datetime.now(UTC).isoformat(),
-                    }
-                    for k in range(5000)
-                ]
-                t0 = time.perf_counter()
-                r = await client.post(
-                    f"/rounds/{round_id}/sync",
-                    headers=sampler,
-                    json={"events": events},
-                    timeout=300,
-                )
-                sync_times.append(time.perf_counter() - t0)
-                applied += r.json()["applied"]
-            rows = [
-                (1, 10_000_000 + k, k, "pool", k % 10 + 1, datetime.now(UTC)) for k in range(5000)
-            ]
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS bench_copy (round_id int, tube_serial"
-                " bigint, resident_id bigint, kind text, position smallint,"
-                " sampled_at timestamptz)"
-            )
-            copy_times = []
-            for _ in range(max(batches, 3)):
-                t0 = time.perf_counter()
-                await conn.copy_records_to_table("bench_copy", records=rows)
-                copy_times.append(time.perf_counter() - t0)
-            held = await conn.fetchval("SELECT count(*) FROM samples")
-            doubled = await conn.fetchval(
-                "SELECT count(*) FROM (SELECT tube_serial, resident_id FROM samples"
-                " GROUP BY 1, 2 HAVING count(*) > 1) d"
-            )
-        finally:
-            await conn.close()
+async def measure_sync(
+    client: httpx.AsyncClient,
+    world: dict[str, object],
+    people: list[str],
+    batches: int,
+    db_url: str,
+) -> dict[str, float]:
+    """5,000-event offline batches from one point vs a raw COPY of as many rows."""
+    barcodes, tokens = world["barcodes"], world["tokens"]
+    assert isinstance(barcodes, dict) and isinstance(tokens, dict)
+    tubes = barcodes["BSYNC"]
+    batches = min(batches, len(tubes) // 500, len(people) // 5000)
+    sampler = {"Authorization": f"Bearer {tokens['BSYNC']}"}
+    sync_times, applied = [], 0
+    for b in range(batches):
+        events = [
+            {
+                "event_id": f"sync-{b}-{k}",
+                "type": "sample",
+                "tube": tubes[b * 500 + k // 10],
+                "resident_code": people[b * 5000 + k],
+                "at": datetime.now(UTC).isoformat(),
+            }
+            for k in range(5000)
+        ]
+        t0 = time.perf_counter()
+        r = await client.post(
+            f"/rounds/{world['round']}/sync", headers=sampler, json={"events": events}, timeout=300
+        )
+        sync_times.append(time.perf_counter() - t0)
+        applied += r.json()["applied"]
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        rows = [(1, 10_000_000 + k, k, "pool", k % 10 + 1, datetime.now(UTC)) for k in range(5000)]
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_copy (round_id int, tube_serial"
+            " bigint, resident_id bigint, kind text, position smallint,"
+            " sampled_at timestamptz)"
+        )
+        copy_times = []
+        for _ in range(max(batches, 3)):
+            t0 = time.perf_counter()
+            await conn.copy_records_to_table("bench_copy", records=rows)
+            copy_times.append(time.perf_counter() - t0)
+    finally:
+        await conn.close()
     sync_rate = 5000 / statistics.median(sync_times) if sync_times else float("nan")
     copy_rate = 5000 / statistics.median(copy_times)
+    return {"events_per_s": sync_rate, "copy_rows_per_s": copy_rate, "applied": applied}
+
+
+async def held_in_database(db_url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        held = await conn.fetchval("SELECT count(*) FROM samples")
+        doubled = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT tube_serial, resident_id FROM samples"
+            " GROUP BY 1, 2 HAVING count(*) > 1) d"
+        )
+    finally:
+        await conn.close()
+    return int(held), int(doubled)
+
+
+async def measure(
+    args: argparse.Namespace, base: str, db_url: str, folder: Path
+) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=base + "/api/v1", timeout=30) as client:
+        world = await seed(client, args)
+    codes = world["codes"]
+    assert isinstance(codes, list)
+    sync_people = codes[: 5000 * args.sync_batches]
+    field = codes[len(sync_people) :]
+    half = len(field) * 55 // 100  # the saturated run goes further than the paced one
+    taken: dict[str, int] = {}
+    write_clerks(folder / "max", world, args.clerks, args.points, field[:half], taken)
+    write_clerks(folder / "paced", world, args.clerks, args.points, field[half:], taken)
+
+    ceiling = static_ceiling(folder, args.clerks, args.seconds)
+    healthz = wrk(base + "/healthz", args.clerks, args.seconds, "plain_load.lua", {})
+    scans = wrk(
+        base, args.clerks, args.seconds, "scan_load.lua", {"BENCH_DIR": str(folder / "max")}
+    )
+    # a clerk's cycle is its pause plus the answer's latency: aim the cycle at 80% of the
+    # flat-out rate (the achieved fraction is printed, not assumed)
+    cycle_ms = args.clerks * 1000 / (0.8 * scans["rate"])
+    pace_ms = max(1, round(cycle_ms - 0.6 * scans["p50_ms"]))
+    paced = wrk(
+        base,
+        args.clerks,
+        args.seconds,
+        "scan_load.lua",
+        {"BENCH_DIR": str(folder / "paced"), "BENCH_PACE_MS": str(pace_ms)},
+    )
+    async with httpx.AsyncClient(base_url=base + "/api/v1", timeout=30) as client:
+        sync = await measure_sync(client, world, sync_people, args.sync_batches, db_url)
+    held, doubled = await held_in_database(db_url)
     return {
-        "concurrency": args.concurrency,
+        "clerks": args.clerks,
+        "points": args.points,
+        "workers": args.workers,
+        "ceiling": ceiling,
         "healthz": healthz,
         "scan": scans,
         "scan_ratio": scans["rate"] / healthz["rate"],
-        "sync_events_per_s": sync_rate,
-        "copy_rows_per_s": copy_rate,
-        "sync_ratio": sync_rate / copy_rate,
-        "acknowledged": acknowledged + applied,
+        "paced": {**paced, "pace_ms": pace_ms},
+        "sync_events_per_s": sync["events_per_s"],
+        "copy_rows_per_s": sync["copy_rows_per_s"],
+        "sync_ratio": sync["events_per_s"] / sync["copy_rows_per_s"],
+        "acknowledged": int(scans["created"] + paced["created"] + sync["applied"]),
         "held": held,
         "doubled": doubled,
     }
 
 
+def show(name: str, f: dict[str, float] | None, baseline: dict[str, float] | None = None) -> None:
+    if f is None:
+        print(f"{name:28} (nginx not installed: apt-get install nginx)")
+        return
+    ratio = f"  = {f['rate'] / baseline['rate']:.2f} of healthz" if baseline else ""
+    print(
+        f"{name:28} {f['rate']:8.0f}/s  p50 {f['p50_ms']:6.1f} ms  p99 {f['p99_ms']:6.1f} ms"
+        f"  refused {f['refused']:.0f}  socket errors {f['socket_errors']:.0f}"
+        f"  idle {f['idle']:.0f}{ratio}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--residents", type=int, default=40_000)
+    parser.add_argument("--clerks", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--points", type=int, default=40, help="sampling points")
+    parser.add_argument("--residents", type=int, default=60_000)
+    parser.add_argument("--workers", type=int, default=0, help="screening serve --workers")
     parser.add_argument("--sync-batches", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
 
     folder = Path(tempfile.mkdtemp(prefix="screening-bench-"))
     server = None
@@ -270,11 +350,11 @@ def main() -> None:
         "SCREENING_ADMIN_TOKEN": ADMIN,
         "SCREENING_DATA_DIR": str(folder),
     }
+    command = [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
     service = subprocess.Popen(
-        [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -285,31 +365,37 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        result = asyncio.run(measure(args, base, db_url))
+        result = asyncio.run(measure(args, base, db_url, folder))
     finally:
         service.terminate()
         service.wait(30)
         asyncio.run(drop_database(base_url, name))
         if server is not None:
             server.cleanup()
-    h, s = result["healthz"], result["scan"]
-    assert isinstance(h, dict) and isinstance(s, dict)
-    print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per figure")
+        shutil.rmtree(folder, ignore_errors=True)
+    workers = f"{args.workers} workers" if args.workers else "one process"
     print(
-        f"healthz            {h['rate']:8.0f} req/s  p50 {h['p50_ms']:.1f} ms"
-        f"  p99 {h['p99_ms']:.1f} ms"
+        f"{args.clerks} clerks over {args.points} sampling points, {workers},"
+        f" {args.seconds:.0f} s per figure (wrk, one connection per clerk)"
     )
-    print(
-        f"single scans       {s['rate']:8.0f} req/s  p50 {s['p50_ms']:.1f} ms"
-        f"  p99 {s['p99_ms']:.1f} ms"
-        f"  errors {s['errors']}"
-    )
-    print(f"  ratio to healthz {result['scan_ratio']:.2f}")
-    print(f"sync (5,000/batch) {result['sync_events_per_s']:8.0f} events/s")
-    print(f"raw asyncpg COPY   {result['copy_rows_per_s']:8.0f} rows/s")
-    print(f"  ratio to COPY    {result['sync_ratio']:.3f}")
+    show("wrk ceiling (nginx static)", result["ceiling"])  # type: ignore[arg-type]
+    healthz = result["healthz"]
+    assert isinstance(healthz, dict)
+    show("GET /healthz", healthz)
+    show("single scans, flat out", result["scan"], healthz)  # type: ignore[arg-type]
+    paced = result["paced"]
+    assert isinstance(paced, dict)
+    show(f"single scans, paced {paced['pace_ms']} ms", paced, healthz)
+    scan = result["scan"]
+    assert isinstance(scan, dict)
+    print(f"  paced rate = {paced['rate'] / scan['rate']:.2f} of the flat-out rate")
+    print(f"sync (5,000/batch)           {result['sync_events_per_s']:8.0f} events/s")
+    print(f"raw asyncpg COPY             {result['copy_rows_per_s']:8.0f} rows/s")
+    print(f"  sync ratio to COPY         {result['sync_ratio']:.3f}")
     print(
         f"acknowledged {result['acknowledged']}, held {result['held']}, doubled {result['doubled']}"
+        f" (held may exceed acknowledged by the scans in flight when wrk stopped:"
+        f" at most {2 * args.clerks})"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
