@@ -81,21 +81,18 @@ async def _run_demo(
 
 
 def _print_tokens(title: str, admin: str, tokens: dict[str, str], base_url: str) -> None:
-    """The demo's tokens, each with the page it opens (labs: /lab, samplers: /station)."""
+    """The demo's tokens, each with the page it opens under ``base_url``."""
     table = Table(title=title)
-    table.add_column("who")
-    table.add_column("page")
-    table.add_column("token", no_wrap=True, overflow="fold")
-    table.add_row("admin (dashboard)", f"{base_url}/", admin)
+    table.add_column("who (page)")
+    table.add_column("token", no_wrap=True)
+    table.add_row("admin (/)", admin)
     for who, token in sorted(tokens.items()):
-        if who.startswith("LAB"):
-            table.add_row(f"lab {who}", f"{base_url}/lab", token)
-        else:
-            table.add_row(f"sampler {who}", f"{base_url}/station", token)
+        role, page = ("lab", "/lab") if who.startswith("LAB") else ("sampler", "/station")
+        table.add_row(f"{role} {who} ({page})", token)
     console.print(table)
+    console.print(f"pages open at {base_url}; more tokens:")
     console.print(
-        "more tokens: screening token create --role sampler --sampling-point PT003"
-        " (or --role lab --lab LAB-A)"
+        "  screening token create --role sampler --sampling-point PT003 (or --role lab --lab LAB-A)"
     )
 
 
