@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screening.config import Settings, get_settings
 from screening.db import (
+    Replica,
     make_engine,
     make_sessionmaker,
     resolve_database_url,
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         try:
             yield
         finally:
+            if replica is not None:
+                await replica.engine.dispose()
             if own_engine:
                 await db.dispose()
                 if not settings.database_url:
@@ -69,6 +72,11 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.vault = load_vault(settings)
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.query_limiter = FailureLimiter(settings.query_failures_per_minute)
+    # engines connect lazily: the replica is only dialled by the first read routed to it
+    replica = (
+        Replica(settings.database_replica_url, settings) if settings.database_replica_url else None
+    )
+    app.state.replica = replica
     if engine is not None:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     """Hex key (64 hex digits) for personal data at rest; else kept in ``data_dir/secret.key``."""
 
+    database_replica_url: str | None = None
+    """A streaming replica of the same database: reads that may be a second stale (the
+    dashboard, progress, reports) go there, and to the primary while it is down."""
+    database_pooler: bool = False
+    """The URL points at PgBouncer in transaction mode: no server-side statement cache."""
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_connect_timeout: float = 5.0

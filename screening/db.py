@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -134,14 +137,31 @@ async def resolve_database_url(settings: Settings) -> str:
     return with_database(server_url, DEFAULT_DATABASE)
 
 
-def make_engine(url: str, settings: Settings) -> AsyncEngine:
+def make_engine(
+    url: str, settings: Settings, *, connect_timeout: float | None = None
+) -> AsyncEngine:
+    connect_args: dict[str, Any] = {"timeout": connect_timeout or settings.db_connect_timeout}
+    if settings.database_pooler:
+        # PgBouncer in transaction mode (before 1.21) gives each transaction any server
+        # connection: a statement prepared on one is unknown, or already taken, on the
+        # next. No cache of prepared statements, and a name of its own for each one.
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _statement_name}
+        url = (
+            make_url(url)
+            .update_query_dict({"prepared_statement_cache_size": "0"})
+            .render_as_string(hide_password=False)
+        )
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
-        connect_args={"timeout": settings.db_connect_timeout},
+        connect_args=connect_args,
     )
+
+
+def _statement_name() -> str:
+    return f"__asyncpg_{uuid4().hex}__"
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -196,6 +216,52 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+class Replica:
+    """A streaming replica for reads that may be a second stale. While it does not
+    answer, reads go to the primary, and the replica is tried again after a pause
+    (so a dead replica costs one short connect timeout, not one per request)."""
+
+    RETRY_SECONDS = 5.0
+    CONNECT_TIMEOUT = 1.0
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.engine = make_engine(asyncpg_url(url), settings, connect_timeout=self.CONNECT_TIMEOUT)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.down_until = 0.0
+
+    async def session(self) -> AsyncSession | None:
+        """A session with its connection already taken, or None while the replica is down."""
+        if time.monotonic() < self.down_until:
+            return None
+        session = self.sessionmaker()
+        try:
+            await session.connection()
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            await session.close()
+            self.down_until = time.monotonic() + self.RETRY_SECONDS
+            log.warning("replica unavailable, reading from the primary: %s", type(exc).__name__)
+            return None
+        return session
+
+
+async def get_read_session(request: Request, primary: DbSession) -> AsyncIterator[AsyncSession]:
+    """A session for reads that may be a second stale: on the replica when one is
+    configured and answering, else the request's own session on the primary (which
+    opens no connection unless used). Nothing is written through it."""
+    replica: Replica | None = getattr(request.app.state, "replica", None)
+    session = await replica.session() if replica is not None else None
+    if session is None:
+        yield primary
+        return
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 async def raw_connection(session: AsyncSession) -> Any:

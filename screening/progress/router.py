@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from screening.auth import AdminOnly
-from screening.db import DbSession
+from screening.db import ReadSession
 from screening.progress import report, service
 from screening.progress.schemas import Progress
 from screening.schemas import Id32
@@ -15,7 +15,7 @@ router = APIRouter(tags=["command center"])
 async def round_progress(
     round_id: Id32,
     request: Request,
-    session: DbSession,
+    session: ReadSession,
     _: AdminOnly,
     points_limit: Annotated[int, Query(ge=1, le=5000)] = 100,
     points_after: Annotated[str, Query(max_length=32)] = "",
@@ -39,7 +39,7 @@ async def round_progress(
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 round report"}},
 )
 async def round_report(
-    round_id: Id32, request: Request, session: DbSession, _: AdminOnly
+    round_id: Id32, request: Request, session: ReadSession, _: AdminOnly
 ) -> Response:
     """The round's report: headline figures, districts, labs, turnaround and progress
     charts, de-pool cases and confirmed positives (masked)."""
