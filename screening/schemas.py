@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from screening.errors import Unprocessable
 
 T = TypeVar("T")
 
@@ -50,14 +53,21 @@ class Page(BaseModel, Generic[T]):
 Limit = Field(default=100, ge=1, le=1000)
 
 
-def parse_cursor(cursor: str | None) -> int:
-    """Cursors are the last id of the previous page, as text; junk reads as the start."""
+def parse_cursor(cursor: str | None, *, where: str = "query", name: str = "cursor") -> int:
+    """Cursors are the last id of the previous page, as text (ids are bigint at most).
+
+    Anything else (junk, a sign, more than 64 bits) is a 422 naming the parameter: it
+    cannot be a cursor this service gave out, and read as a number it would only fail
+    in the database."""
     if cursor is None:
         return 0
-    try:
-        return max(0, int(cursor))
-    except ValueError:
-        return 0
+    text = cursor.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > INT64_MAX:
+        raise Unprocessable(
+            f"{name} is not a cursor this service gave out",
+            errors=[{"loc": [where, name], "msg": f"must be a whole number from 0 to {INT64_MAX}"}],
+        )
+    return int(text)
 
 
 def page_of(items: list[T], limit: int, last_id: int | None) -> Page[T]:
@@ -72,3 +82,24 @@ INT64_MAX = 2**63 - 1
 # naming the parameter, never a database error
 Id32 = Annotated[int, PathParam(ge=1, le=INT32_MAX)]
 Id64 = Annotated[int, PathParam(ge=1, le=INT64_MAX)]
+
+# Every time a client sends: with an offset, and inside years PostgreSQL and Python
+# both hold after conversion to UTC. Year 1 or 9999 with an offset (.NET's
+# DateTime.MinValue, a "never" sentinel) leaves Python's datetime range once moved to
+# UTC; nothing this service plans or records happens outside these years.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""A point in time from a client: ISO 8601 with an offset, within EARLIEST..LATEST."""

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Request, Response, UploadFile
 
-from screening.auth import AdminOnly, AnyRole
+from screening.auth import AdminOnly, AdminOrSampler
 from screening.db import DbSession
 from screening.errors import NotFound, TooManyRequests
 from screening.privacy import Vault
@@ -51,9 +51,10 @@ async def import_residents(
 
 @router.get("/residents/{resident_code}", response_model=ResidentRead)
 async def read_resident(
-    resident_code: str, request: Request, session: DbSession, _: AnyRole
+    resident_code: str, request: Request, session: DbSession, _: AdminOrSampler
 ) -> ResidentRead:
-    """A resident by personal code, masked (what a clerk sees after a scan)."""
+    """A resident by personal code, masked (what a clerk sees after a scan); a lab has
+    no need for it (403)."""
     return await service.read_resident(session, _vault(request), resident_code)
 
 

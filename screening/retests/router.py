@@ -126,8 +126,8 @@ async def events(
     gets its own point's. Resumes after ``Last-Event-ID`` (or ``after``); a new stream
     starts from now. ``limit``/``max_seconds`` end the stream (long-poll clients)."""
     resume = after
-    if resume is None and last_event_id is not None and last_event_id.strip().isdigit():
-        resume = int(last_event_id.strip())
+    if resume is None and last_event_id is not None:
+        resume = parse_cursor(last_event_id, where="header", name="Last-Event-ID")
     start = await feed.start_after(request.app.state.sessionmaker, resume)
     return StreamingResponse(
         feed.stream(

@@ -1,9 +1,9 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from screening.schemas import Schema
+from screening.schemas import Instant, Schema
 
 PoolSize = Literal[1, 5, 10, 20]
 
@@ -12,8 +12,8 @@ class RoundCreate(Schema):
     name: str = Field(min_length=1, max_length=200)
     pool_size: PoolSize
     districts: list[str] = Field(min_length=1, max_length=1000)
-    starts_at: AwareDatetime
-    deadline: AwareDatetime
+    starts_at: Instant
+    deadline: Instant
     pool_size_by_district: dict[str, PoolSize] = Field(default_factory=dict)
 
     @model_validator(mode="after")
