@@ -20,7 +20,7 @@ from screening.db import (
     stop_embedded_server,
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
-from screening.limits import BodySizeLimit, StorableUrl
+from screening.limits import BodySizeLimit, HeavyWork, StorableUrl
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Replica(settings.database_replica_url, settings) if settings.database_replica_url else None
     )
     app.state.replica = replica
+    app.state.heavy_work = HeavyWork(settings.heavy_work_slots, settings.heavy_work_wait_seconds)
     if engine is not None:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

@@ -24,6 +24,15 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_connect_timeout: float = 5.0
+    db_pool_timeout: float = 10.0
+    """Seconds a request waits for a free pooled connection before 503 database-unavailable."""
+    heavy_work_slots: int = 4
+    """Uploads, census imports and PDFs running at once per process; keep it below
+    db_pool_size + db_max_overflow so scans always find a connection."""
+    heavy_work_wait_seconds: float = 2.0
+    """How long heavy work waits for a slot before 503 server-busy (with Retry-After)."""
+    max_labels_per_sheet: int = 3000
+    """Labels in one label-sheet PDF (100 A4 pages); larger ranges come in parts."""
     max_body_bytes: int = 64 * 1024 * 1024
     query_failures_per_minute: int = 10
     token_cache_seconds: float = 30.0

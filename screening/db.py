@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from screening.config import Settings
+from screening.limits import heavy_slot
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ def make_engine(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        pool_timeout=settings.db_pool_timeout,
         connect_args=connect_args,
     )
 
@@ -287,6 +289,27 @@ async def get_read_session(request: Request, primary: DbSession) -> AsyncIterato
 
 
 ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+async def get_heavy_db_session(
+    _: Annotated[None, Depends(heavy_slot)], session: DbSession
+) -> AsyncSession:
+    """The request's session, for heavy work: a heavy-work slot is taken first and kept
+    until the session has committed (dependencies end in reverse order), so at most
+    ``heavy_work_slots`` connections ever serve uploads, imports and PDFs."""
+    return session
+
+
+HeavySession = Annotated[AsyncSession, Depends(get_heavy_db_session)]
+"""Use in place of ``DbSession`` for a request that can hold its connection long
+(uploads, imports) or render for long (PDFs); list it before the token parameter."""
+
+
+async def release_connection(session: AsyncSession) -> None:
+    """End the session's transaction now and give its connection back to the pool:
+    what follows (rendering a PDF from what was read) holds neither. The request's
+    own commit later finds nothing to do."""
+    await session.commit()
 
 
 async def raw_connection(session: AsyncSession) -> Any:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("screening")
@@ -102,6 +103,16 @@ class DatabaseUnavailable(AppError):
         )
 
 
+class ServerBusy(AppError):
+    """Heavy work (uploads, imports, PDFs) is at its limit: nothing was done, send it
+    again after ``Retry-After`` seconds."""
+
+    status, type, title = 503, "server-busy", "Too much heavy work under way"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 def problem_response(error: AppError) -> JSONResponse:
     return JSONResponse(
         error.body(), status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
@@ -149,6 +160,15 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(error)
 
 
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """No connection came free in the pool in time: the database is there but busy,
+    which a client handles exactly like an outage (wait, send again)."""
+    log.warning("no database connection free during %s %s", request.method, request.url.path)
+    return problem_response(
+        DatabaseUnavailable("no database connection came free in time; try again shortly")
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     if _is_connection_error(exc):
         log.warning(
@@ -177,6 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
         asyncpg.exceptions.TooManyConnectionsError,
     ):
         app.add_exception_handler(kind, _unhandled)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)
     app.add_exception_handler(Exception, _unhandled)
 
 

@@ -1,12 +1,70 @@
-"""ASGI guards in front of everything: bodies above the configured size get 413
-before they are read whole (by Content-Length and while streaming), and URLs holding
-a NUL character get 422."""
+"""Guards in front of the work: bodies above the configured size get 413 before they
+are read whole (by Content-Length and while streaming), URLs holding a NUL character
+get 422, and heavy work (uploads, census imports, PDFs) runs a few at a time so that
+it can never hold every database connection: scans keep their own capacity."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from screening.errors import PayloadTooLarge, Unprocessable, problem_response
+from screening.errors import PayloadTooLarge, ServerBusy, Unprocessable, problem_response
+
+RETRY_AFTER_SECONDS = 5
+
+
+class HeavyWork:
+    """At most ``slots`` heavy requests of this process at once.
+
+    A lab-day upload holds its database connection for its whole ingestion, a label
+    sheet holds a CPU for seconds: 22 of them at once took all 20 connections and a
+    sampler's scan waited 30 s for one. With ``slots`` below the pool size the rest of
+    the pool stays free for scans and reads whatever the labs do. A request that finds
+    no slot within ``wait_seconds`` gets 503 ``server-busy`` with ``Retry-After``: it
+    has done nothing yet and can simply be sent again.
+    """
+
+    def __init__(self, slots: int, wait_seconds: float) -> None:
+        if slots < 1:
+            raise ValueError("heavy work needs at least one slot")
+        self.slots = slots
+        self.wait_seconds = wait_seconds
+        self._free = asyncio.Semaphore(slots)
+
+    async def enter(self) -> None:
+        if not self._free.locked():
+            await self._free.acquire()  # free: taken at once
+            return
+        try:
+            await asyncio.wait_for(self._free.acquire(), timeout=self.wait_seconds)
+        except TimeoutError:
+            raise ServerBusy(
+                f"{self.slots} uploads, imports or PDFs are under way; send this again"
+                f" in {RETRY_AFTER_SECONDS} seconds",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from None
+
+    def leave(self) -> None:
+        self._free.release()
+
+
+async def heavy_slot(request: Request) -> AsyncIterator[None]:
+    """Dependency: hold one heavy-work slot for the request (see :class:`HeavyWork`)."""
+    gate: HeavyWork = request.app.state.heavy_work
+    await gate.enter()
+    try:
+        yield
+    finally:
+        gate.leave()
+
+
+HeavySlot = Annotated[None, Depends(heavy_slot)]
+"""A heavy-work slot for a request whose session is not ``HeavySession`` (a report
+read on the replica); list it before the session parameter."""
 
 
 class BodySizeLimit:

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from screening.auth import AdminOnly
 from screening.db import ReadSession
+from screening.limits import HeavySlot
 from screening.progress import report, service
 from screening.progress.schemas import Progress
 from screening.schemas import Id32
@@ -39,7 +40,7 @@ async def round_progress(
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 round report"}},
 )
 async def round_report(
-    round_id: Id32, request: Request, session: ReadSession, _: AdminOnly
+    round_id: Id32, request: Request, _slot: HeavySlot, session: ReadSession, _: AdminOnly
 ) -> Response:
     """The round's report: headline figures, districts, labs, turnaround and progress
     charts, de-pool cases and confirmed positives (masked)."""

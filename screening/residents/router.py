@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, Response, UploadFile
 
 from screening.auth import AdminOnly, AdminOrSampler
-from screening.db import DbSession
+from screening.db import DbSession, HeavySession
 from screening.errors import NotFound, TooManyRequests
 from screening.privacy import Vault
 from screening.residents import service
@@ -43,7 +43,7 @@ async def register_resident(
 
 @router.post("/residents/import", response_model=ImportSummary)
 async def import_residents(
-    request: Request, session: DbSession, _: AdminOnly, file: Annotated[UploadFile, File()]
+    request: Request, session: HeavySession, _: AdminOnly, file: Annotated[UploadFile, File()]
 ) -> ImportSummary:
     """Register a census CSV (id_type,id_number,name,phone,district); bad lines come back."""
     return await service.import_residents(session, _vault(request), file.file)

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from screening.auth import AdminOrLab
-from screening.db import DbSession
+from screening.db import DbSession, HeavySession
 from screening.results import service
 from screening.results.schemas import Format, UploadList, UploadSummary
 from screening.schemas import Id64
@@ -14,7 +14,7 @@ router = APIRouter(tags=["results"])
 @router.post("/labs/{lab}/results", response_model=UploadSummary)
 async def upload_results(
     lab: str,
-    session: DbSession,
+    session: HeavySession,
     principal: AdminOrLab,
     file: Annotated[UploadFile, File(description="the instrument or LIS export")],
     format: Annotated[Format | None, Form(description="detected when absent")] = None,

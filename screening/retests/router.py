@@ -4,7 +4,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
-from screening.db import DbSession
+from screening.db import DbSession, HeavySession
 from screening.retests import feed, service
 from screening.retests.schemas import AdviceRead, CaseDetail, RetestList
 from screening.schemas import INT32_MAX, INT64_MAX, Id32, Id64, parse_cursor
@@ -88,7 +88,7 @@ async def pool_size_advice(round_id: Id32, session: DbSession, _: AdminOnly) -> 
     responses={200: {"content": {"application/pdf": {}}, "description": "A4 recall sheet"}},
 )
 async def recall_sheet(
-    round_id: Id32, case_id: Id64, request: Request, session: DbSession, principal: AdminOnly
+    round_id: Id32, case_id: Id64, request: Request, session: HeavySession, principal: AdminOnly
 ) -> Response:
     """The re-sampling squad's sheet: members' full names, phones and where they were
     swabbed. The one place these are shown in full; every download is audited."""

@@ -1,9 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from screening.auth import AdminOnly, AnyRole
-from screening.db import DbSession
+from screening.config import Settings
+from screening.db import DbSession, HeavySession
 from screening.rounds import service
 from screening.rounds.schemas import (
     PlanRead,
@@ -13,7 +14,7 @@ from screening.rounds.schemas import (
     RoundCreate,
     RoundRead,
 )
-from screening.schemas import Id32, Page, page_of, parse_cursor
+from screening.schemas import INT32_MAX, Id32, Page, page_of, parse_cursor
 
 router = APIRouter(tags=["rounds and planning"])
 
@@ -73,15 +74,36 @@ async def read_barcodes(
 @router.get(
     "/rounds/{round_id}/barcodes/{range_id}/labels.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}, "description": "A4 label sheet"}},
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "A4 label sheet"},
+        422: {"description": "too-many-labels: the range is larger than a sheet; ask by part"},
+        503: {"description": "server-busy: too many PDFs and uploads at once; Retry-After"},
+    },
 )
 async def barcode_labels(
-    round_id: Id32, range_id: Id32, session: DbSession, _: AdminOnly
+    round_id: Id32,
+    range_id: Id32,
+    request: Request,
+    session: HeavySession,
+    _: AdminOnly,
+    part: Annotated[
+        int | None, Query(ge=1, le=INT32_MAX, description="1-based; needed for large ranges")
+    ] = None,
 ) -> Response:
-    """Printable Code 128 label sheet for one range."""
-    pdf = await service.range_labels_pdf(session, round_id, range_id)
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="labels-{round_id}-{range_id}.pdf"'},
+    """Printable Code 128 label sheet for one range; a range larger than
+    ``SCREENING_MAX_LABELS_PER_SHEET`` comes in parts (``?part=1``, ``Link: rel=next``)."""
+    settings: Settings = request.app.state.settings
+    sheet = await service.range_labels_pdf(
+        session,
+        round_id,
+        range_id,
+        part=part,
+        per_sheet=settings.max_labels_per_sheet,
     )
+    suffix = f"-{sheet.part}of{sheet.parts}" if sheet.parts > 1 else ""
+    headers = {
+        "Content-Disposition": f'inline; filename="labels-{round_id}-{range_id}{suffix}.pdf"'
+    }
+    if sheet.part < sheet.parts:
+        headers["Link"] = f'<{request.url.include_query_params(part=sheet.part + 1)}>; rel="next"'
+    return Response(sheet.pdf, media_type="application/pdf", headers=headers)

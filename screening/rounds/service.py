@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pooling.barcodes import format_barcode
-from reports.labels import render_label_sheet
-from screening.errors import Conflict, NotFound
+from pooling.barcodes import barcodes_for_range, format_barcode
+from reports.labels import MAX_LABELS, render_label_sheet
+from screening.db import release_connection
+from screening.errors import Conflict, NotFound, Unprocessable
 from screening.reference.models import District, Lab, SamplingPoint
 from screening.rounds import planning
 from screening.rounds.models import BarcodeRange, Round, RoundDistrict
@@ -254,12 +256,54 @@ async def read_range(session: AsyncSession, round_id: int, range_id: int) -> Ran
     )
 
 
-async def range_labels_pdf(session: AsyncSession, round_id: int, range_id: int) -> bytes:
-    """The range's label sheet, rendered off the event loop."""
-    issued = await read_range(session, round_id, range_id)
-    rnd = await session.get(Round, round_id)
-    assert rnd is not None
-    caption = f"{rnd.name} · {issued.sampling_point}"
-    return await anyio.to_thread.run_sync(
-        lambda: render_label_sheet(issued.barcodes, caption=caption)
-    )
+@dataclass(frozen=True, slots=True)
+class LabelSheet:
+    pdf: bytes
+    part: int
+    parts: int
+
+
+class TooManyLabels(Unprocessable):
+    type, title = "too-many-labels", "Too many labels for one sheet"
+
+
+async def range_labels_pdf(
+    session: AsyncSession, round_id: int, range_id: int, *, part: int | None, per_sheet: int
+) -> LabelSheet:
+    """One part of the range's label sheet (``per_sheet`` labels each; a range that
+    fits is one part and needs no ``part``). Read, then the transaction ends and the
+    connection goes back to the pool before rendering, which runs off the event loop."""
+    row = (
+        await session.execute(
+            select(
+                BarcodeRange.first_serial, BarcodeRange.last_serial, SamplingPoint.code, Round.name
+            )
+            .join(SamplingPoint, SamplingPoint.id == BarcodeRange.sampling_point_id)
+            .join(Round, Round.id == BarcodeRange.round_id)
+            .where(BarcodeRange.id == range_id, BarcodeRange.round_id == round_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no barcode range {range_id} in round {round_id}")
+    first, last, point, round_name = row
+    count = last - first + 1
+    per_sheet = max(1, min(per_sheet, MAX_LABELS))
+    parts = -(-count // per_sheet)
+    if part is None and parts > 1:
+        raise TooManyLabels(
+            f"the range holds {count} labels, a sheet at most {per_sheet}:"
+            f" ask for part=1 to part={parts}",
+            errors=[{"loc": ["query", "part"], "msg": f"required: 1 to {parts}"}],
+        )
+    part = part or 1
+    if part > parts:
+        raise TooManyLabels(
+            f"the range has {parts} part(s) of at most {per_sheet} labels, not {part}",
+            errors=[{"loc": ["query", "part"], "msg": f"must be from 1 to {parts}"}],
+        )
+    start = first + (part - 1) * per_sheet
+    codes = barcodes_for_range(start, min(per_sheet, last - start + 1))
+    caption = f"{round_name} · {point}"
+    await release_connection(session)
+    pdf = await anyio.to_thread.run_sync(lambda: render_label_sheet(codes, caption=caption))
+    return LabelSheet(pdf=pdf, part=part, parts=parts)

@@ -1,0 +1,155 @@
+"""The connection pool under heavy work (issue 16, Concurrency): uploads, imports and
+PDFs run a few at a time, so a scan always finds a connection; heavy work past the
+limit is told to come back (503 server-busy, Retry-After) having done nothing; and a
+request that finds no free connection in time is 503 database-unavailable, never a 500.
+
+The service runs in-process with a pool of 3 connections and 2 heavy-work slots, on
+the real database; uploads are held mid-request by a lock on their table taken from
+another connection, so they keep their connections for as long as the test wants,
+as a 15 MB lab-day file does for minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from screening.app import create_app
+from screening.config import Settings
+
+POOL = 3
+SLOTS = 2
+
+
+@pytest.fixture
+async def tight(
+    database_url: str, settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    """A client of a service whose pool holds POOL connections (no overflow, 1 s
+    timeout) and which runs SLOTS heavy requests at once; every table is emptied
+    afterwards."""
+    small = create_async_engine(database_url, pool_size=POOL, max_overflow=0, pool_timeout=1)
+    tuned = settings.model_copy(update={"heavy_work_slots": SLOTS, "heavy_work_wait_seconds": 0.2})
+    app = create_app(tuned, engine=small)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test/api/v1", timeout=60
+        ) as client:
+            yield client, small
+    finally:
+        await small.dispose()
+        async with engine.begin() as conn:
+            tables = (
+                await conn.scalars(
+                    text(
+                        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'"
+                        " AND tablename <> 'alembic_version'"
+                    )
+                )
+            ).all()
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+def plate(name: str, tube: str) -> dict[str, Any]:
+    lines = [
+        "plate,well,sample,role,ORF1ab,N,IC",
+        f"{name},A1,NTC,ntc,,,",
+        f"{name},A2,PC,pc,28,29,27",
+        f"{name},A3,{tube},sample,,,26",
+    ]
+    return {"files": {"file": (f"{name}.csv", ("\n".join(lines) + "\n").encode(), "text/csv")}}
+
+
+async def waiting_on_locks(engine: AsyncEngine, count: int) -> None:
+    async with engine.connect() as conn:
+        for _ in range(400):
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting == count:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"never saw {count} requests waiting, last {waiting}")
+
+
+async def test_a_scan_answers_while_uploads_hold_every_heavy_slot(tight, engine, make_scene):
+    client, _ = tight
+    scene = await make_scene(client).build(residents=12)
+    tubes = scene.barcodes["P1"]
+    await scene.fill(tubes[0], range(2))
+    await scene.ship([tubes[0]], box="BOX-1")
+    async with engine.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE"))
+        held = [
+            asyncio.create_task(
+                client.post(
+                    "/labs/L1/results", headers=scene.tokens["L1"], **plate(f"H{n}", tubes[0])
+                )
+            )
+            for n in range(SLOTS)
+        ]
+        await waiting_on_locks(engine, SLOTS)
+
+        # the uploads hold SLOTS of the POOL connections; a sampler still gets one
+        for i in range(2, 6):
+            r = await scene.sample(tubes[1], scene.codes[i])
+            assert r.status_code == 201, r.text
+
+        # more heavy work is told to come back, having done nothing
+        refused = [
+            await client.post(
+                "/labs/L1/results", headers=scene.tokens["L1"], **plate("H9", tubes[0])
+            ),
+            await client.get(
+                f"/rounds/{scene.round_id}/barcodes/1/labels.pdf", headers=scene.tokens["admin"]
+            ),
+            await client.post(
+                "/residents/import",
+                headers=scene.tokens["admin"],
+                files={"file": ("c.csv", b"id_type,id_number,name,phone,district\n")},
+            ),
+        ]
+        for r in refused:
+            assert (r.status_code, r.json()["type"]) == (503, "server-busy"), r.text
+            assert int(r.headers["retry-after"]) > 0
+        assert not any(task.done() for task in held)
+        await blocker.rollback()
+
+    answers = await asyncio.gather(*held)
+    assert [r.status_code for r in answers] == [200] * SLOTS, [r.text for r in answers]
+    async with engine.connect() as conn:
+        plates = await conn.scalar(text("SELECT count(*) FROM uploads"))
+    assert plates == SLOTS  # the refused one left nothing behind
+    # with the slots free again, the refused work goes through
+    again = await client.get(
+        f"/rounds/{scene.round_id}/barcodes/1/labels.pdf", headers=scene.tokens["admin"]
+    )
+    assert again.status_code == 200
+
+
+async def test_no_free_connection_in_time_is_a_503_not_a_500(tight, make_scene):
+    client, small = tight
+    scene = await make_scene(client).build(residents=2)
+    taken = [await small.connect() for _ in range(POOL)]
+    try:
+        r = await scene.sample(scene.barcodes["P1"][0], scene.codes[0])
+        listing = await client.get("/rounds", headers=scene.tokens["admin"])
+    finally:
+        for conn in taken:
+            await conn.close()
+    for answer in (r, listing):
+        assert (answer.status_code, answer.json()["type"]) == (503, "database-unavailable")
+        assert answer.headers["retry-after"]
+        assert answer.headers["content-type"] == "application/problem+json"
+    r = await scene.sample(scene.barcodes["P1"][0], scene.codes[0])
+    assert r.status_code == 201, r.text
