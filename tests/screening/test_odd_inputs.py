@@ -11,14 +11,22 @@ import io
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import Workbook
+from pydantic import TypeAdapter, ValidationError
+
+from screening.errors import Unprocessable
+from screening.schemas import EARLIEST, INT64_MAX, LATEST, Instant, parse_cursor
 
 HUGE = "99999999999999999999999"  # beyond 64 bits
 LAB_BRANCH = pytest.mark.xfail(strict=False, reason="fixed on the lab/residents branch")
 
+INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 LIS_HEAD = "plate,well,sample,role,ORF1ab,N,IC\n"
 
 
@@ -259,3 +267,36 @@ class TestTheEdgesOfTheTimeRange:
         )
         assert r.status_code == 200
         assert r.json()["items"][0]["code"] != first["items"][0]["code"]
+
+
+class TestCursorAndTimeRulesHoldForAnyInput:
+    @given(st.text(max_size=40))
+    def test_a_cursor_is_a_bigint_given_back_or_a_problem_naming_it(self, raw):
+        try:
+            value = parse_cursor(raw)
+        except Unprocessable as problem:
+            assert problem.errors and problem.errors[0]["loc"] == ["query", "cursor"]
+        else:
+            assert 0 <= value <= INT64_MAX and value == int(raw.strip())
+
+    @given(st.integers(min_value=0, max_value=2**70))
+    def test_every_number_a_bigint_holds_is_a_cursor(self, n):
+        if n <= INT64_MAX:
+            assert parse_cursor(str(n)) == n
+        else:
+            with pytest.raises(Unprocessable):
+                parse_cursor(str(n))
+
+    @given(
+        st.datetimes(
+            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+        )
+    )
+    def test_any_time_with_an_offset_is_kept_or_refused_never_an_error(self, moment):
+        stamp = moment.isoformat()
+        try:
+            kept = INSTANT.validate_python(stamp)
+        except ValidationError as problem:  # a 422 naming the field; anything else is a 500
+            assert problem.errors()
+        else:
+            assert EARLIEST <= kept.astimezone(UTC) < LATEST
