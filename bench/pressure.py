@@ -10,6 +10,10 @@
 3. A soak at half the maximum registration rate for ``--soak-seconds``: errors, and
    the server's memory (RSS) sampled every 10 s; afterwards what the database holds
    against what was acknowledged.
+4. (``--uploads``, issue 16) single scans' p99 from ``--scan-workers`` closed-loop
+   workers while ``--uploads`` lab files of ``--upload-mb`` MB are sent at once (each
+   sent again after ``Retry-After`` when told 503 server-busy, as a client should),
+   against the same workers' p99 with nothing else running.
 
 Each part starts `screening serve` (one process) on its own fresh database.
 """
@@ -27,9 +31,9 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
+from closed_loop import drive, percentile
+from closed_loop import seed as seed_round
 from ingest import plate_layout, seed, write_lis_csv
-from load import drive, percentile
-from load import seed as seed_round
 from service import asyncpg_dsn, running_service
 
 
@@ -180,6 +184,88 @@ async def scans_and_soak(svc: Any, concurrency: int, soak_seconds: float) -> dic
     return out
 
 
+def lab_file(megabytes: int) -> bytes:
+    """A lis-csv of ``megabytes`` MB: 2 controls and rows for tubes never issued, so
+    every row is staged, checked and rejected (an upload's full path without results)."""
+    lines = ["plate,well,sample,role,ORF1ab,N,IC\n"]
+    size = len(lines[0])
+    n = 0
+    while size < megabytes * 1_000_000:
+        line = f"U{n // 94:06d},A3,9{n:013d},sample,,,26.10\n"
+        lines.append(line)
+        size += len(line)
+        n += 1
+    return "".join(lines).encode()
+
+
+async def scans_under_uploads(
+    svc: Any, uploads: int, megabytes: int, workers: int, seconds: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(
+        base_url=svc.base + "/api/v1", timeout=60, limits=httpx.Limits(max_connections=64)
+    ) as client:
+        world = await seed_round(client, 60_000, 6_000, svc.admin)
+        r = await client.post(
+            "/labs",
+            headers=svc.admin,
+            json={"code": "UL1", "name": "上传实验室", "daily_capacity_tubes": 100_000},
+        )
+        r.raise_for_status()
+        rid, codes, barcodes = world["round"], world["codes"], world["barcodes"]
+        sampler = {"Authorization": f"Bearer {world['sampler']}"}
+        used = 0
+        refused: dict[str, int] = {}
+
+        async def scan(w: int, n: int) -> bool:
+            nonlocal used
+            i = used
+            used += 1
+            try:
+                r = await client.post(
+                    f"/rounds/{rid}/samples",
+                    headers=sampler,
+                    json={"tube": barcodes[i // 10], "resident_code": codes[i]},
+                )
+            except httpx.HTTPError as exc:
+                refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
+                return False
+            if r.status_code != 201:
+                kind = f"{r.status_code} {r.json().get('type')}"
+                refused[kind] = refused.get(kind, 0) + 1
+            return r.status_code == 201
+
+        out["alone"] = await drive(workers, seconds, scan)
+        body = await asyncio.to_thread(lab_file, megabytes)
+        outcomes: dict[str, int] = {}
+
+        async def upload(k: int) -> None:
+            data = body + f"Z{k:04d},A3,9{k:013d},sample,,,26.10\n".encode()
+            async with httpx.AsyncClient(timeout=1800) as uploader:
+                while True:
+                    r = await uploader.post(
+                        f"{svc.base}/api/v1/labs/UL1/results",
+                        headers=svc.admin,
+                        files={"file": (f"day-{k}.csv", data)},
+                        data={"format": "lis-csv"},
+                    )
+                    outcomes[str(r.status_code)] = outcomes.get(str(r.status_code), 0) + 1
+                    if r.status_code != 503:
+                        return
+                    await asyncio.sleep(float(r.headers.get("retry-after", "5")))
+
+        started = time.perf_counter()
+        sending = asyncio.gather(*(upload(k) for k in range(uploads)))
+        await asyncio.sleep(1.0)  # the files are on their way in
+        out["under_uploads"] = await drive(workers, 3600, scan, until=sending.done)
+        await sending
+        out["uploads_seconds"] = time.perf_counter() - started
+        out["upload_answers"] = outcomes
+        out["scan_refusals"] = refused
+    out["ratio"] = out["under_uploads"]["p99_ms"] / out["alone"]["p99_ms"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=32)
@@ -187,7 +273,34 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--skip-queries", action="store_true")
     parser.add_argument("--only-queries", action="store_true")
+    parser.add_argument("--uploads", type=int, default=0, help="run part 4 only, with N files")
+    parser.add_argument("--upload-mb", type=int, default=15)
+    parser.add_argument("--scan-workers", type=int, default=8)
+    parser.add_argument("--scan-seconds", type=float, default=15)
     args = parser.parse_args()
+    if args.uploads:
+        with running_service() as svc:
+            u = asyncio.run(
+                scans_under_uploads(
+                    svc, args.uploads, args.upload_mb, args.scan_workers, args.scan_seconds
+                )
+            )
+        a, b = u["alone"], u["under_uploads"]
+        print(
+            f"scans alone ({args.scan_workers} workers, {a['seconds']:.0f} s): {a['rate']:.0f}/s"
+            f"  p50 {a['p50_ms']:.1f} ms  p99 {a['p99_ms']:.1f} ms  errors {a['errors']}"
+        )
+        print(
+            f"scans while {args.uploads} x {args.upload_mb} MB uploads run"
+            f" ({b['seconds']:.0f} s): {b['rate']:.0f}/s  p50 {b['p50_ms']:.1f} ms"
+            f"  p99 {b['p99_ms']:.1f} ms  errors {b['errors']}"
+        )
+        print(
+            f"  p99 ratio under uploads / alone: {u['ratio']:.2f};"
+            f" upload answers {u['upload_answers']} in {u['uploads_seconds']:.0f} s;"
+            f" scans not taken: {u['scan_refusals'] or 'none'}"
+        )
+        return
     if not args.skip_queries:
         with running_service() as svc:
             q = asyncio.run(queries_during_ingestion(svc, args.concurrency, args.tubes))
