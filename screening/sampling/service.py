@@ -115,11 +115,14 @@ _CONTEXT = text(
     """
 )
 
+# Any unique key: two first scans racing into one new tube can meet on the barcode's
+# index before the serial's (a tube's serial and barcode name each other), and only the
+# conflict target steps aside; the other raised a unique violation, a 500.
 _CREATE_TUBE = text(
     """
     INSERT INTO tubes (serial, barcode, round_id, sampling_point_id, kind, capacity, count, state)
     VALUES (:serial, :barcode, :round_id, :point, :kind, :capacity, 0, 'open')
-    ON CONFLICT (serial) DO NOTHING
+    ON CONFLICT DO NOTHING
     """
 )
 

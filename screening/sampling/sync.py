@@ -118,7 +118,7 @@ _CREATE_TUBES = text(
     FROM unnest(:serials, :check_digits, :points, :kinds, :capacities)
          AS t(serial, check_digit, point, kind, capacity)
     ORDER BY t.serial
-    ON CONFLICT (serial) DO NOTHING
+    ON CONFLICT DO NOTHING
     """
 ).bindparams(
     bindparam("serials", type_=ARRAY(BIGINT)),
