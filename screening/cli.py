@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.config import Settings, get_settings
 from screening.db import make_engine, make_sessionmaker, migrate_engine, resolve_database_url
 from screening.errors import AppError
-from screening.tokens.service import create_token
+from screening.tokens.service import TokenRecord, create_token
+
+T = TypeVar("T")
 
 
 class Role(StrEnum):
@@ -235,6 +241,75 @@ def token_create(
     except AppError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
+
+
+async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on the migrated database."""
+    settings = get_settings()
+    engine = make_engine(await _prepare(settings), settings)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _local(at: datetime | None) -> str:
+    zone = ZoneInfo(get_settings().timezone)
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+@token_app.command("list")
+def token_list(
+    revoked: Annotated[
+        bool | None, typer.Option("--revoked/--active", help="only revoked / only working")
+    ] = None,
+) -> None:
+    """List issued tokens (never their secrets): id, role, what each is bound to, label,
+    issued and revoked times (local time)."""
+    from screening.tokens.service import list_tokens
+
+    async def run(session: AsyncSession) -> list[TokenRecord]:
+        tokens: list[TokenRecord] = []
+        while page := await list_tokens(
+            session, revoked=revoked, after=tokens[-1].id if tokens else 0, limit=1000
+        ):
+            tokens += page
+        return tokens
+
+    zone = get_settings().timezone
+    table = Table(title=f"tokens (times in {zone})")
+    for column in ("id", "role", "bound to", "label", "issued", "revoked"):
+        table.add_column(column)
+    for t in asyncio.run(_in_transaction(run)):
+        bound = t.sampling_point or t.lab or ""
+        table.add_row(
+            str(t.id), t.role, bound, t.label or "", _local(t.created_at), _local(t.revoked_at)
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="the token's id (see `screening token list`)")],
+) -> None:
+    """Revoke a token at once (a lost phone): every running process refuses it within a
+    second."""
+    from screening.tokens.service import Principal, revoke_token
+
+    try:
+        record = asyncio.run(
+            _in_transaction(lambda s: revoke_token(s, Principal(role="admin"), token_id))
+        )
+    except AppError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    bound = (
+        f" for {record.sampling_point or record.lab}" if record.sampling_point or record.lab else ""
+    )
+    console.print(
+        f"token {record.id} ({record.role}{bound}) revoked at {_local(record.revoked_at)}"
+    )
 
 
 if __name__ == "__main__":

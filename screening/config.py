@@ -36,7 +36,10 @@ class Settings(BaseSettings):
     box_late_minutes: float = 120.0
     """A box dispatched and not received this long is late."""
     events_poll_seconds: float = 1.0
-    """How often the live feed (``GET /events``) looks for new events."""
+    """How often the live feed (``GET /events``) looks for new events (one poller per
+    process, whatever the number of listeners)."""
+    timezone: str = "Asia/Shanghai"
+    """Where human-read times are shown (pages, PDFs, the command line)."""
 
 
 @lru_cache
