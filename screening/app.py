@@ -21,6 +21,9 @@ from screening.db import (
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
 from screening.limits import BodySizeLimit, StorableUrl
+from screening.metrics import instrument_pool
+from screening.observability import install_observability
+from screening.observability import router as operations_router
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         db = engine or make_engine(await resolve_database_url(settings), settings)
         app.state.engine = db
         app.state.sessionmaker = make_sessionmaker(db)
+        instrument_pool(db)
         try:
             yield
         finally:
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     if engine is not None:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        instrument_pool(engine)
     install_error_handlers(app)
     for router in (
         tokens_router,
@@ -94,6 +99,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_router)
+    app.include_router(operations_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["operations"])
@@ -108,4 +114,5 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableUrl)
+    install_observability(app)
     return app

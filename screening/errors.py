@@ -6,7 +6,9 @@ escapes is a bug: a 500 with a log line naming the request, never a 4xx that hid
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any
 
 import asyncpg
@@ -15,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 log = logging.getLogger("screening")
 
@@ -108,19 +111,76 @@ def problem_response(error: AppError) -> JSONResponse:
     )
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, (OperationalError, InterfaceError)):
+# OSErrors that mean "the other end cannot be reached", as opposed to a full disk or a
+# missing file, which are bugs or operations problems of this machine and must say so.
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
+_CONNECTION_ERROR_NAMES = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "TooManyConnectionsError",
+    "ConnectionFailureError",
+}
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while the database driver or pool was running."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _is_network_os_error(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
+    )
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Only a lost or refused database connection is ``503 database-unavailable``;
+    any other error (an OSError from a full disk or a missing file included) is a 500
+    logged with its traceback."""
+    if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    name = type(exc).__name__
-    return name in {
-        "CannotConnectNowError",
-        "ConnectionDoesNotExistError",
-        "TooManyConnectionsError",
-    }
+    if type(exc).__name__ in _CONNECTION_ERROR_NAMES:
+        return True
+    if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
+        return True
+    return _is_network_os_error(exc) and _raised_in_driver(exc)
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (``/api/v1/rounds/{round_id}``): what logs and
+    metrics name, since a concrete path can hold a resident's code."""
+    # FastAPI keeps an included router's route with its own path ("/tokens") and the
+    # full one, prefix included, in its effective route context
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def unhandled_problem(exc: BaseException, method: str, route: str) -> AppError:
+    """The answer to an exception nothing else handled, logged once."""
+    if is_database_unavailable(exc):
+        log.warning("database unavailable during %s %s: %s", method, route, type(exc).__name__)
+        return DatabaseUnavailable()
+    log.error("unhandled error in %s %s", method, route, exc_info=exc)
+    return AppError("an unexpected error occurred; it has been logged")
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -150,16 +210,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    if _is_connection_error(exc):
-        log.warning(
-            "database unavailable during %s %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-        )
-        return problem_response(DatabaseUnavailable())
-    log.exception("unhandled error in %s %s", request.method, request.url.path)
-    return problem_response(AppError("an unexpected error occurred; it has been logged"))
+    return problem_response(unhandled_problem(exc, request.method, route_of(request.scope)))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -168,7 +219,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Database and network failures are answered here, inside the app, like any error:
     # the catch-all below answers too but then re-raises (Starlette's last resort),
-    # and uvicorn drops the keep-alive connection a client is about to reuse.
+    # and uvicorn drops the keep-alive connection a client is about to reuse. Other
+    # exceptions are answered by screening.observability.RequestLog, so that their 500
+    # carries X-Request-ID like every other answer.
     for kind in (
         OSError,
         DBAPIError,

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pooling.advice import advise
 from reports.recall import RecallCase, RecallMember, render_recall_sheet
@@ -191,6 +191,14 @@ async def flag_overdue(session: AsyncSession, settings: Settings) -> None:
 
 
 # ---- reading -----------------------------------------------------------------------
+
+
+async def count_open_cases(conn: AsyncConnection) -> int:
+    """De-pool cases open now, every round together (for /metrics)."""
+    return int(
+        await conn.scalar(text("SELECT count(*) FROM retest_cases WHERE status = 'open'")) or 0
+    )
+
 
 _CASES = text("""
 SELECT c.id, c.status, c.pool_result, c.opened_at, c.resolved_at, c.discordant,
