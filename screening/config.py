@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
     query_failures_per_minute: int = 10
+    rate_limit_storage: str = "postgresql"
+    """Where failed resident queries are counted: ``postgresql`` (shared by every
+    process) or a ``limits`` storage URI (``async+redis://host:6379``)."""
+    overdue_sweep_seconds: float = 30.0
+    """How often the background sweep flags overdue de-pool members and cases."""
     token_cache_seconds: float = 30.0
     max_barcodes_per_range: int = 100_000
     max_sync_events: int = 20_000
