@@ -49,7 +49,7 @@ def _bind_engine(app: FastAPI, engine: AsyncEngine) -> None:
     settings: Settings = app.state.settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.event_hub = EventHub(app.state.sessionmaker, settings.events_poll_seconds)
+    app.state.event_hub = EventHub(engine, settings.events_poll_seconds)
     app.state.query_limiter = make_failure_limiter(
         settings.rate_limit_storage, engine, settings.query_failures_per_minute
     )

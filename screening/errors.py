@@ -132,21 +132,28 @@ _CONNECTION_ERROR_NAMES = {
 }
 
 
-def _raised_in_driver(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while the database driver or pool was running."""
+def _driver_modules(exc: BaseException) -> set[str]:
+    """The database driver's and pool's modules ``exc`` was raised through."""
+    found = set()
     tb = exc.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
         if module.startswith(_DRIVER_MODULES):
-            return True
+            found.add(module)
         tb = tb.tb_next
-    return False
+    return found
 
 
-def _is_network_os_error(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
-        isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
+def _is_connection_os_error(exc: BaseException) -> bool:
+    """An OSError of the database connection: a network error raised in the driver,
+    or any OSError raised while it connects (its unix socket missing is ENOENT)."""
+    if not isinstance(exc, OSError):
+        return False
+    modules = _driver_modules(exc)
+    network = isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        exc.errno in _NETWORK_ERRNOS
     )
+    return bool(modules) and (network or "asyncpg.connect_utils" in modules)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -161,7 +168,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
         return True
-    return _is_network_os_error(exc) and _raised_in_driver(exc)
+    return _is_connection_os_error(exc)
 
 
 def route_of(scope: Scope) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sse_starlette import ServerSentEvent
 
 from screening.metrics import FEED_LISTENERS
@@ -91,27 +91,26 @@ class FeedEvent:
 
 
 async def read_events(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    conn: AsyncConnection,
     after: int,
     *,
     point: int | None = None,
     round_id: int | None = None,
     limit: int = BATCH,
 ) -> list[FeedEvent]:
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            _EVENTS, {"after": after, "point": point, "round_id": round_id, "limit": limit}
-        )
-        return [FeedEvent.of(row) for row in rows.all()]
+    params = {"after": after, "point": point, "round_id": round_id, "limit": limit}
+    rows = (await conn.execute(_EVENTS, params)).all()
+    await conn.rollback()  # never idle in a transaction between polls
+    return [FeedEvent.of(row) for row in rows]
 
 
-async def start_after(sessionmaker: async_sessionmaker[AsyncSession], after: int | None) -> int:
+async def start_after(engine: AsyncEngine, after: int | None) -> int:
     """Where a new stream starts: after ``after`` when given, else after the newest
     event (a fresh screen wants what happens from now on)."""
     if after is not None:
         return after
-    async with sessionmaker() as session:
-        return int(await session.scalar(_LATEST) or 0)
+    async with engine.connect() as conn:
+        return int(await conn.scalar(_LATEST) or 0)
 
 
 class EventHub:
@@ -121,8 +120,8 @@ class EventHub:
     (None until the poller's first look).
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], poll_seconds: float):
-        self.sessionmaker = sessionmaker
+    def __init__(self, engine: AsyncEngine, poll_seconds: float):
+        self.engine = engine
         self.poll_seconds = poll_seconds
         self.floor: int | None = None
         self.latest = 0
@@ -162,25 +161,29 @@ class EventHub:
         # a window from an earlier run has a gap since: start afresh
         self.floor, self._events = None, []
         while self._listeners > 0:
-            full = False
             try:
-                if self.floor is None:
-                    self.latest = await start_after(self.sessionmaker, None)
-                    self.floor = self.latest
-                    self._announce()
-                else:
-                    fresh = await read_events(self.sessionmaker, self.latest)
-                    if fresh:
-                        self._events += fresh
-                        self.latest = fresh[-1].id
-                        if len(self._events) > 2 * KEEP:
-                            self.floor = self._events[-KEEP - 1].id
-                            self._events = self._events[-KEEP:]
-                        self._announce()
-                    full = len(fresh) == BATCH
+                async with self.engine.connect() as conn:  # held while anyone listens
+                    await self._poll_on(conn)
             except Exception as exc:  # the database is away: listeners wait, we retry
                 log.warning("live feed poll failed: %s", type(exc).__name__)
-            if not full:
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _poll_on(self, conn: AsyncConnection) -> None:
+        if self.floor is None:
+            self.latest = int(await conn.scalar(_LATEST) or 0)
+            await conn.rollback()
+            self.floor = self.latest
+            self._announce()
+        while self._listeners > 0:
+            fresh = await read_events(conn, self.latest)
+            if fresh:
+                self._events += fresh
+                self.latest = fresh[-1].id
+                if len(self._events) > 2 * KEEP:
+                    self.floor = self._events[-KEEP - 1].id
+                    self._events = self._events[-KEEP:]
+                self._announce()
+            if len(fresh) < BATCH:
                 await asyncio.sleep(self.poll_seconds)
 
 
@@ -208,7 +211,8 @@ async def stream(
                 batch = [e for e in hub.since(after) if e.shown_to(point, round_id)]
                 reached = hub.latest
             elif floor is not None:  # further back than the hub holds: the database
-                batch = await read_events(hub.sessionmaker, after, point=point, round_id=round_id)
+                async with hub.engine.connect() as conn:
+                    batch = await read_events(conn, after, point=point, round_id=round_id)
                 # a short batch read everything there was, so everything up to floor
                 reached = max(batch[-1].id if batch else after, floor if len(batch) < BATCH else 0)
             for event in batch:

@@ -129,7 +129,7 @@ async def events(
     if resume is None and last_event_id is not None and last_event_id.strip().isdigit():
         resume = int(last_event_id.strip())
     hub: feed.EventHub = request.app.state.event_hub
-    start = await feed.start_after(hub.sessionmaker, resume)
+    start = await feed.start_after(hub.engine, resume)
     return EventSourceResponse(
         feed.stream(
             hub, principal, after=start, round_id=round_id, limit=limit, max_seconds=max_seconds

@@ -206,12 +206,17 @@ _REVOKED_COUNT = text("SELECT count(*) FROM api_tokens WHERE revoked_at IS NOT N
 async def watch_revocations(
     engine: AsyncEngine, cache: TokenCache, interval: float = REVOCATION_CHECK_SECONDS
 ) -> None:
-    """Check for new revocations every ``interval`` seconds until cancelled."""
+    """Check for new revocations every ``interval`` seconds until cancelled, on one
+    connection held for it (no pool checkout and ping per check)."""
     while True:
-        started = time.monotonic()
         try:
             async with engine.connect() as conn:
-                cache.observe(int(await conn.scalar(_REVOKED_COUNT) or 0), started)
+                while True:
+                    started = time.monotonic()
+                    revoked = int(await conn.scalar(_REVOKED_COUNT) or 0)
+                    await conn.rollback()  # never idle in a transaction
+                    cache.observe(revoked, started)
+                    await anyio.sleep(interval)
         except Exception as exc:  # no database: the cache goes stale and is not used
             log.warning("token revocation check failed: %s", type(exc).__name__)
         await anyio.sleep(interval)
