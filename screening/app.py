@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Replica(settings.database_replica_url, settings) if settings.database_replica_url else None
     )
     app.state.replica = replica
+    if replica is not None:
+        instrument_pool(replica.engine)
     if engine is not None:
         _bind_engine(app, engine)
     install_error_handlers(app)

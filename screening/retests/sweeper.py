@@ -3,8 +3,11 @@ process among all that serve (never by a read), every ``overdue_sweep_seconds``.
 
 Leadership is a PostgreSQL session-level advisory lock held on one connection: the
 process that takes it sweeps until it stops; if it dies its connection closes, the lock
-goes with it, and another process takes it at its next try. The leader also drops
-failed resident queries that left their one-minute window.
+goes with it, and another process takes it at its next try. Through PgBouncer in
+transaction mode (``SCREENING_DATABASE_POOLER``) a session lock would stay with a
+pooled server connection, so there each sweep takes a transaction-level lock instead:
+one sweep at a time, by whichever process comes first. The sweep also drops failed
+resident queries that left their one-minute window.
 """
 
 from __future__ import annotations
@@ -51,12 +54,19 @@ async def _lead_while_possible(engine: AsyncEngine, settings: Settings) -> None:
             raise
 
 
+async def _sweep_if_first(engine: AsyncEngine, settings: Settings) -> None:
+    async with engine.begin() as conn:
+        if await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}):
+            await sweep(conn, settings)
+
+
 async def run_sweeper(engine: AsyncEngine, settings: Settings) -> None:
     """Try to lead every ``overdue_sweep_seconds``; sweep while leading. Runs until
     cancelled (the app's lifespan)."""
+    attempt = _sweep_if_first if settings.database_pooler else _lead_while_possible
     while True:
         try:
-            await _lead_while_possible(engine, settings)
+            await attempt(engine, settings)
         except Exception as exc:
             log.warning("overdue sweep failed: %s", type(exc).__name__)
         await anyio.sleep(settings.overdue_sweep_seconds)
