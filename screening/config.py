@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     """Labels in one label-sheet PDF (100 A4 pages); larger ranges come in parts."""
     max_body_bytes: int = 64 * 1024 * 1024
     query_failures_per_minute: int = 10
+    rate_limit_storage: str = "postgresql"
+    """Where failed resident queries are counted: ``postgresql`` (shared by every
+    process) or a ``limits`` storage URI (``async+redis://host:6379``)."""
+    overdue_sweep_seconds: float = 30.0
+    """How often the background sweep flags overdue de-pool members and cases."""
     token_cache_seconds: float = 30.0
     max_barcodes_per_range: int = 100_000
     max_sync_events: int = 20_000
@@ -45,7 +50,10 @@ class Settings(BaseSettings):
     box_late_minutes: float = 120.0
     """A box dispatched and not received this long is late."""
     events_poll_seconds: float = 1.0
-    """How often the live feed (``GET /events``) looks for new events."""
+    """How often the live feed (``GET /events``) looks for new events (one poller per
+    process, whatever the number of listeners)."""
+    timezone: str = "Asia/Shanghai"
+    """Where human-read times are shown (pages, PDFs, the command line)."""
 
 
 @lru_cache

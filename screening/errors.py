@@ -6,7 +6,9 @@ escapes is a bug: a 500 with a log line naming the request, never a 4xx that hid
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any
 
 import asyncpg
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 log = logging.getLogger("screening")
 
@@ -119,19 +122,83 @@ def problem_response(error: AppError) -> JSONResponse:
     )
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, (OperationalError, InterfaceError)):
+# OSErrors that mean "the other end cannot be reached", as opposed to a full disk or a
+# missing file, which are bugs or operations problems of this machine and must say so.
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
+_CONNECTION_ERROR_NAMES = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "TooManyConnectionsError",
+    "ConnectionFailureError",
+}
+
+
+def _driver_modules(exc: BaseException) -> set[str]:
+    """The database driver's and pool's modules ``exc`` was raised through."""
+    found = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(_DRIVER_MODULES):
+            found.add(module)
+        tb = tb.tb_next
+    return found
+
+
+def _is_connection_os_error(exc: BaseException) -> bool:
+    """An OSError of the database connection: a network error raised in the driver,
+    or any OSError raised while it connects (its unix socket missing is ENOENT)."""
+    if not isinstance(exc, OSError):
+        return False
+    modules = _driver_modules(exc)
+    network = isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        exc.errno in _NETWORK_ERRNOS
+    )
+    return bool(modules) and (network or "asyncpg.connect_utils" in modules)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Only a lost or refused database connection is ``503 database-unavailable``;
+    any other error (an OSError from a full disk or a missing file included) is a 500
+    logged with its traceback."""
+    if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    name = type(exc).__name__
-    return name in {
-        "CannotConnectNowError",
-        "ConnectionDoesNotExistError",
-        "TooManyConnectionsError",
-    }
+    if type(exc).__name__ in _CONNECTION_ERROR_NAMES:
+        return True
+    if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
+        return True
+    return _is_connection_os_error(exc)
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (``/api/v1/rounds/{round_id}``): what logs and
+    metrics name, since a concrete path can hold a resident's code."""
+    # FastAPI keeps an included router's route with its own path ("/tokens") and the
+    # full one, prefix included, in its effective route context
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def unhandled_problem(exc: BaseException, method: str, route: str) -> AppError:
+    """The answer to an exception nothing else handled, logged once."""
+    if is_database_unavailable(exc):
+        log.warning("database unavailable during %s %s: %s", method, route, type(exc).__name__)
+        return DatabaseUnavailable()
+    log.error("unhandled error in %s %s", method, route, exc_info=exc)
+    return AppError("an unexpected error occurred; it has been logged")
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -170,16 +237,7 @@ async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    if _is_connection_error(exc):
-        log.warning(
-            "database unavailable during %s %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-        )
-        return problem_response(DatabaseUnavailable())
-    log.exception("unhandled error in %s %s", request.method, request.url.path)
-    return problem_response(AppError("an unexpected error occurred; it has been logged"))
+    return problem_response(unhandled_problem(exc, request.method, route_of(request.scope)))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -188,7 +246,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Database and network failures are answered here, inside the app, like any error:
     # the catch-all below answers too but then re-raises (Starlette's last resort),
-    # and uvicorn drops the keep-alive connection a client is about to reuse.
+    # and uvicorn drops the keep-alive connection a client is about to reuse. Other
+    # exceptions are answered by screening.observability.RequestLog, so that their 500
+    # carries X-Request-ID like every other answer.
     for kind in (
         OSError,
         DBAPIError,

@@ -83,6 +83,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         secret_key=secrets.token_hex(32),
         token_cache_seconds=0.0,
         events_poll_seconds=0.05,
+        # per app, as each test builds its own: failures of one test never limit another
+        # (the shared PostgreSQL counter is tested with running servers)
+        rate_limit_storage="async+memory://",
     )
 
 

@@ -63,11 +63,11 @@ async def query_results(body: ResultQuery, request: Request, session: DbSession)
     """A resident's own results: one item per round, newest first (no token)."""
     limiter: FailureLimiter = request.app.state.query_limiter
     client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
+    wait = await limiter.retry_after(client)
     if wait is not None:
         raise TooManyRequests("too many failed queries; wait and try again", retry_after=wait)
     items = await service.query_standings(session, _vault(request), body.id_number, body.name)
     if items is None:
-        limiter.record_failure(client)
+        await limiter.record_failure(client)
         raise NotFound("no results for this ID number and name")
     return ResultAnswer(items=items)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lab_io.formats import READERS, UnreadableFile, WellReading, detect_format, plate_from_filename
 from lab_io.ingest import READINGS_BATCH, KitRule, ingest_file, sha256_of
+from screening import metrics
 from screening.db import raw_connection
 from screening.errors import Forbidden, NotFound
 from screening.errors import UnreadableFile as UnreadableFileError
@@ -114,6 +115,7 @@ async def upload_results(
         text("UPDATE uploads SET summary = CAST(:summary AS jsonb) WHERE id = :id"),
         {"summary": _json(summary), "id": upload_id},
     )
+    metrics.INGESTED_ROWS.inc(int(summary["accepted"]))  # a file sent again adds nothing
     return UploadSummary.model_validate(summary)
 
 

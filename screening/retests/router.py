@@ -1,7 +1,7 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from screening.auth import AdminOnly, AdminOrLab, AdminOrSampler
 from screening.db import DbSession, HeavySession
@@ -107,7 +107,7 @@ async def recall_sheet(
 
 @router.get(
     "/events",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
 )
 async def events(
@@ -120,7 +120,7 @@ async def events(
     round_id: Annotated[int | None, Query(alias="round", ge=1, le=INT32_MAX)] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     max_seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Live de-pooling events (Server-Sent Events): case-opened, member-resampled,
     member-resulted, case-resolved, case-overdue, member-overdue, in order. A sampler
     gets its own point's. Resumes after ``Last-Event-ID`` (or ``after``); a new stream
@@ -128,16 +128,12 @@ async def events(
     resume = after
     if resume is None and last_event_id is not None:
         resume = parse_cursor(last_event_id, where="header", name="Last-Event-ID")
-    start = await feed.start_after(request.app.state.sessionmaker, resume)
-    return StreamingResponse(
+    hub: feed.EventHub = request.app.state.event_hub
+    start = await feed.start_after(hub.engine, resume)
+    return EventSourceResponse(
         feed.stream(
-            request,
-            principal,
-            after=start,
-            round_id=round_id,
-            limit=limit,
-            max_seconds=max_seconds,
+            hub, principal, after=start, round_id=round_id, limit=limit, max_seconds=max_seconds
         ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        sep=feed.SEP,
+        ping=feed.KEEPALIVE_SECONDS,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pooling.advice import advise
 from reports.recall import RecallCase, RecallMember, render_recall_sheet
@@ -180,10 +180,11 @@ FROM flagged ORDER BY id
 """)
 
 
-async def flag_overdue(session: AsyncSession, settings: Settings) -> None:
+async def flag_overdue(session: AsyncSession | AsyncConnection, settings: Settings) -> None:
     """Flag members not re-sampled in time and cases not resolved in time, once each
     (a ``member-overdue`` / ``case-overdue`` event). A member recalled again after an
-    invalid result counts from that result."""
+    invalid result counts from that result. Only the background sweep calls this
+    (screening.retests.sweeper): reads never write."""
     await session.execute(
         _OVERDUE_MEMBERS, {"member_secs": settings.retest_member_overdue_minutes * 60}
     )
@@ -191,6 +192,14 @@ async def flag_overdue(session: AsyncSession, settings: Settings) -> None:
 
 
 # ---- reading -----------------------------------------------------------------------
+
+
+async def count_open_cases(conn: AsyncConnection) -> int:
+    """De-pool cases open now, every round together (for /metrics)."""
+    return int(
+        await conn.scalar(text("SELECT count(*) FROM retest_cases WHERE status = 'open'")) or 0
+    )
+
 
 _CASES = text("""
 SELECT c.id, c.status, c.pool_result, c.opened_at, c.resolved_at, c.discordant,
@@ -235,7 +244,6 @@ async def list_cases(
 ) -> RetestList:
     """Cases of a round, members masked; a sampler sees its own point's, a lab its own."""
     await get_round(session, round_id)
-    await flag_overdue(session, settings)
     rows = (
         await session.execute(
             _CASES,

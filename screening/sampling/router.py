@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Request
 
+from screening import metrics
 from screening.auth import AdminOrSampler
 from screening.db import DbSession
 from screening.sampling import service, sync
@@ -45,7 +46,9 @@ async def sync_events(
     round_id: Id32, body: SyncBatch, session: DbSession, principal: AdminOrSampler
 ) -> SyncAnswer:
     """Apply a batch of offline scans in order; each event_id counts once."""
-    return await sync.apply_sync(session, principal, round_id, body.events)
+    answer = await sync.apply_sync(session, principal, round_id, body.events)
+    metrics.count_sync(answer.applied, answer.duplicates, len(answer.rejected))
+    return answer
 
 
 @router.get("/rounds/{round_id}/tubes/{tube}", response_model=TubeRead)

@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -19,3 +20,15 @@ class TokenIssued(Schema):
     sampling_point: str | None
     lab: str | None
     label: str | None
+
+
+class TokenRead(Schema):
+    """A token as listed: never its secret (only its hash is stored anyway)."""
+
+    id: int
+    role: str
+    sampling_point: str | None
+    lab: str | None
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None

@@ -106,6 +106,8 @@ ENDPOINTS = [
     ("upload", "GET", "/labs/L1/uploads/{upload}", None, {"admin", "L1"}),
     ("uploads", "GET", "/labs/L1/uploads", None, {"admin", "L1"}),
     ("who am i", "GET", "/tokens/me", None, ANY),
+    ("list tokens", "GET", "/tokens", None, ADMIN),
+    ("revoke token", "POST", "/tokens/{token}/revoke", None, ADMIN),
     ("retests", "GET", "/rounds/{r}/retests", None, {"admin", "P1", "P2"}),
     ("case", "GET", "/rounds/{r}/retests/{case}", None, {"admin", "P1"}),
     ("review", "GET", "/rounds/{r}/retests/review", None, {"admin", "L1", "L2"}),
@@ -150,6 +152,9 @@ async def world(scene):
         "case": cases.json()["items"][0]["case_id"],
         "codes": scene.codes,
         "resident": scene.codes[0],
+        "token": (await scene.client.get("/tokens", headers=scene.tokens["admin"])).json()["items"][
+            -1
+        ]["id"],  # L2's: revoked last, by the admin
     }
 
 

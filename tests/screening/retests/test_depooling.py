@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 import io
 
+import httpx
 import orjson
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
+
+from screening.app import create_app
+from screening.retests.sweeper import sweep
 
 POSITIVE, SUSPICIOUS, NEGATIVE, INVALID = "30.1,31.2,26", ",35.0,26", ",,26", ",,"
 
@@ -272,16 +276,21 @@ class TestWhoSeesWhat:
 
 
 class TestOverdue:
-    async def test_late_members_and_cases_are_flagged_once(self, scene, app, db_session):
+    async def test_late_members_and_cases_are_flagged_once_by_the_sweep(
+        self, scene, settings, db_session
+    ):
         await positive_pool(scene, people=(0, 1))
         await singles(scene, [0])
-        [case] = await cases(scene)
-        assert case["overdue"] is False
-        app.state.settings = app.state.settings.model_copy(
+        late = settings.model_copy(
             update={"retest_member_overdue_minutes": 0, "retest_case_overdue_minutes": 0}
         )
+        conn = await db_session.connection()
+        await sweep(conn, settings)  # not late yet
         [case] = await cases(scene)
-        await cases(scene)
+        assert case["overdue"] is False
+        await sweep(conn, late)
+        await sweep(conn, late)
+        [case] = await cases(scene)
         assert case["overdue"] is True
         flags = {m["resident_code"]: m["overdue"] for m in case["members"]}
         assert flags == {scene.codes[0]: False, scene.codes[1]: True}  # 0 was re-sampled
@@ -291,6 +300,29 @@ class TestOverdue:
             )
         ).all()
         assert dict(kinds)["case-overdue"] == 1 and dict(kinds)["member-overdue"] == 1
+
+    async def test_reading_cases_or_listening_never_flags(
+        self, committed_client, make_scene, settings, engine
+    ):
+        """Overdue flags come from the background sweep only: a read writes nothing,
+        however late the case (issue 15)."""
+        scene = await make_scene(committed_client).build(residents=2)
+        await positive_pool(scene, people=(0, 1))
+        late = settings.model_copy(
+            update={"retest_member_overdue_minutes": 0, "retest_case_overdue_minutes": 0}
+        )
+        transport = httpx.ASGITransport(app=create_app(late, engine=engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+            admin = scene.tokens["admin"]
+            r = await c.get(f"/rounds/{scene.round_id}/retests", headers=admin)
+            assert r.json()["items"][0]["overdue"] is False
+            r = await c.get("/events", params={"after": 0, "max_seconds": 0.3}, headers=admin)
+            assert [f["event"] for f in frames(r.text)] == ["case-opened"]
+        async with engine.connect() as conn:
+            flagged = await conn.scalar(
+                text("SELECT count(*) FROM retest_cases WHERE overdue_at IS NOT NULL")
+            )
+        assert flagged == 0
 
 
 class TestAdvice:
