@@ -2,7 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +39,23 @@ class Settings(BaseSettings):
     """A box dispatched and not received this long is late."""
     events_poll_seconds: float = 1.0
     """How often the live feed (``GET /events``) looks for new events."""
+    timezone: str = "Asia/Shanghai"
+    """IANA zone for every time a person reads (pages, PDFs, CSV); JSON keeps offsets."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)"
+            ) from error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 @lru_cache
