@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     """A box dispatched and not received this long is late."""
     events_poll_seconds: float = 1.0
     """How often the live feed (``GET /events``) looks for new events."""
+    timezone: str = "Asia/Shanghai"
+    """The zone of human-read times (pages, PDFs, CSV for people); JSON keeps offsets."""
+    code_sheet_max_cards: int = 5_000
+    """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 
 
 @lru_cache
