@@ -24,6 +24,7 @@ from screening.limits import BodySizeLimit, StorableUrl
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
+from screening.residents.lists_router import router as resident_lists_router
 from screening.residents.ratelimit import FailureLimiter
 from screening.residents.router import router as residents_router
 from screening.results.router import router as results_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         tokens_router,
         reference_router,
         residents_router,
+        resident_lists_router,
         rounds_router,
         sampling_router,
         transport_router,
