@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     """How often the live feed (``GET /events``) looks for new events."""
     timezone: str = "Asia/Shanghai"
     """The zone of human-read times (pages, PDFs, CSV for people); JSON keeps offsets."""
+    census_process_above_bytes: int = 4 << 20
+    """A census file larger than this is checked and sealed in a worker process."""
     code_sheet_max_cards: int = 5_000
     """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 
