@@ -1,7 +1,8 @@
 """The re-sampling squad's recall sheet for one de-pool case (A4, Chinese).
 
 The one document that shows members' full names and phones: the squad must find and
-call each person. Each row: resident code, full name, phone, where the pooled tube was
+call each person. Each row: resident code, full name (with the home address under
+it, for people without phones), phone, where the pooled tube was
 taken (the sampling point's address, not the registered one: DOMAIN.md step 4), the
 member's status and their single tube once re-sampled. Set in STSong-Light. Times
 are printed in the deployment's zone and say which (the squad works against a 2-hour
@@ -14,6 +15,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
@@ -39,6 +41,8 @@ class RecallMember:
     phone: str | None
     status: str
     single_tube: str | None
+    home: str | None = None
+    """The registered home address: the squad finds people without phones there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +92,7 @@ def render_recall_sheet(
             [
                 str(number),
                 Paragraph(m.resident_code, cell),
-                Paragraph(m.name, cell),
+                Paragraph(escape(m.name) + (f"<br/>{escape(m.home)}" if m.home else ""), cell),
                 Paragraph(m.phone or "-", cell),
                 Paragraph(f"{STATUS_ZH.get(m.status, m.status)}", cell),
                 Paragraph(m.single_tube or "", cell),

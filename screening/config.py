@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+    census_process_above_bytes: int = 4 << 20
+    """A census file larger than this is checked and sealed in a worker process."""
+    code_sheet_max_cards: int = 5_000
+    """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 
 
 @lru_cache

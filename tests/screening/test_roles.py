@@ -54,8 +54,14 @@ ENDPOINTS = [
         "residents",
         "POST",
         "/residents",
-        lambda w: {"id_type": "passport", "id_number": "E1234567", "name": "x", "district": "D1"},
-        ADMIN,
+        lambda w: {
+            "id_type": "passport",
+            "id_number": "E1234567",
+            "nationality": "USA",
+            "name": "x",
+            "district": "D1",
+        },
+        {"admin", "P1", "P2"},  # a sampler registers walk-ins
     ),
     ("import", "POST", "/residents/import", "census", ADMIN),
     # a masked record is what a clerk sees after a scan; a lab has no need for it
@@ -119,6 +125,10 @@ ENDPOINTS = [
     ("recent events", "GET", "/rounds/{r}/events/recent", None, ADMIN),
     ("report", "GET", "/rounds/{r}/report.pdf", None, ADMIN),
     ("close", "POST", "/rounds/{r}/close", None, ADMIN),
+    ("code sheets", "GET", "/districts/D1/code-sheets.pdf?community=none", None, ADMIN),
+    ("unsampled", "GET", "/rounds/{r}/unsampled", None, ADMIN),
+    ("unsampled csv", "GET", "/rounds/{r}/unsampled.csv", None, ADMIN),
+    ("unsampled counts", "GET", "/rounds/{r}/unsampled/districts", None, ADMIN),
 ]
 # a sampler of another point, or another lab, is let in but sees none of this
 FILTERED = {"retests": {"P2"}, "review": {"L2"}, "events": {"P2"}}

@@ -25,8 +25,10 @@ def person(id_number=VALID_ID, name="王小明", **extra):
     }
 
 
-def census(*lines: str, encoding: str = "utf-8") -> dict:
-    content = "\n".join(["id_type,id_number,name,phone,district", *lines]).encode(encoding)
+def census(
+    *lines: str, encoding: str = "utf-8", header: str = "id_type,id_number,name,phone,district"
+) -> dict:
+    content = "\n".join([header, *lines]).encode(encoding)
     return {"file": ("census.csv", io.BytesIO(content), "text/csv")}
 
 
@@ -73,14 +75,15 @@ class TestRegisterOne:
             {
                 "id_type": "passport",
                 "id_number": "E12345678",
+                "nationality": "USA",
                 "name": "John Smith",
                 "district": "D1",
             },
         )
         assert r.status_code == 201
 
-    async def test_a_sampler_cannot_register_residents(self, scene):
-        r = await scene.post("/residents", person(), who="P1")
+    async def test_a_lab_cannot_register_residents(self, scene):
+        r = await scene.post("/residents", person(), who="L1")
         assert (r.status_code, r.json()["type"]) == (403, "forbidden")
 
 
@@ -92,11 +95,11 @@ class TestCensusImport:
             files=census(
                 f"prc_id,{VALID_ID},王小明,13812345678,D1",
                 f"prc_id,{VALID_ID[:-1]}1,李四,,D1",
-                "passport,E7654321,Jane Roe,,D9",
+                "other,E7654321,Jane Roe,,D9",
                 "prc_id,,无号,,D1",
                 f"prc_id,{scene.ids[0]},{scene.names[0]},,D1",
-                "passport,E7654321,Jane Roe,,D1",
-                "passport,E7654321,Jane Roe,,D1",
+                "other,E7654321,Jane Roe,,D1",
+                "other,E7654321,Jane Roe,,D1",
             ),
         )
         assert r.status_code == 200, r.text
@@ -132,11 +135,11 @@ class TestCensusImport:
         assert "line 1" in r.json()["detail"]
 
     async def test_a_re_import_creates_nobody(self, scene):
-        files = census("passport,E1001,A Person,,D1", "passport,E1002,B Person,,D1")
+        files = census("other,E1001,A Person,,D1", "other,E1002,B Person,,D1")
         first = await scene.client.post(
             "/residents/import", headers=scene.tokens["admin"], files=files
         )
-        files = census("passport,E1001,A Person,,D1", "passport,E1002,B Person,,D1")
+        files = census("other,E1001,A Person,,D1", "other,E1002,B Person,,D1")
         again = await scene.client.post(
             "/residents/import", headers=scene.tokens["admin"], files=files
         )
@@ -207,3 +210,46 @@ class TestPrcIdCheckDigit:
         except InvalidIdNumber:
             return
         raise AssertionError(f"{changed} (from {id_number}) was accepted")
+
+
+class TestBigCensusInAWorkerProcess:
+    async def test_a_file_above_the_threshold_is_checked_in_another_process(self, app, scene):
+        app.state.settings = app.state.settings.model_copy(update={"census_process_above_bytes": 0})
+        lines = [f"other,W{i:06d},居民{i},,D1" for i in range(12_000)]
+        lines[7_000] = "prc_id,123,坏号,,D1"
+        r = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=census(*lines)
+        )
+        body = r.json()
+        assert (body["created"], len(body["codes"])) == (11_999, 11_999)
+        assert [(x["line"], x["type"]) for x in body["rejected"]] == [(7_002, "invalid-id-number")]
+        assert [c["line"] for c in body["codes"]] == [n for n in range(2, 12_002) if n != 7_002]
+
+    async def test_a_dead_worker_process_leaves_the_import_to_a_thread(
+        self, app, scene, monkeypatch
+    ):
+        from concurrent.futures import Executor, Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        from screening.residents import census as census_module
+
+        class DeadPool(Executor):
+            shut = False
+
+            def submit(self, fn, /, *args, **kwargs):
+                future: Future = Future()
+                future.set_exception(BrokenProcessPool("killed"))
+                return future
+
+            def shutdown(self, wait=True, *, cancel_futures=False):
+                DeadPool.shut = True
+
+        dead = DeadPool()
+        monkeypatch.setattr(census_module, "_pool", dead)
+        app.state.settings = app.state.settings.model_copy(update={"census_process_above_bytes": 0})
+        lines = [f"other,K{i:06d},居民{i},,D1" for i in range(4_500)]
+        r = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=census(*lines)
+        )
+        assert (r.status_code, r.json()["created"]) == (200, 4_500)
+        assert DeadPool.shut and census_module._pool is None
