@@ -20,6 +20,7 @@ from screening.db import (
     stop_embedded_server,
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
+from screening.feed.router import router as feed_router
 from screening.limits import BodySizeLimit, StorableUrl
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         results_router,
         retests_router,
         progress_router,
+        feed_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_router)

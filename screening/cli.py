@@ -22,6 +22,7 @@ class Role(StrEnum):
     admin = "admin"
     sampler = "sampler"
     lab = "lab"
+    platform = "platform"
 
 
 app = typer.Typer(help="City-wide pooled PCR screening service.", no_args_is_help=True)
