@@ -125,6 +125,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 TABLES = (
+    "feed_marks",
+    "feed_standings",
+    "feed_changes",
+    "feed_relays",
     "progress_counts",
     "turnaround_counts",
     "audit_log",
