@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ from screening.db import (
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
 from screening.feed.router import router as feed_router
+from screening.feed.worker import run_feed_worker
 from screening.limits import BodySizeLimit, StorableUrl
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
@@ -51,9 +53,13 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         db = engine or make_engine(await resolve_database_url(settings), settings)
         app.state.engine = db
         app.state.sessionmaker = make_sessionmaker(db)
+        feed = asyncio.create_task(run_feed_worker(app.state.sessionmaker, settings))
         try:
             yield
         finally:
+            feed.cancel()
+            with suppress(asyncio.CancelledError):
+                await feed
             if replica is not None:
                 await replica.engine.dispose()
             if own_engine:

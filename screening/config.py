@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     """A de-pool case not resolved this long after it opened is overdue."""
     box_late_minutes: float = 120.0
     """A box dispatched and not received this long is late."""
+    feed_retention_days: float = 30.0
+    """Result-feed changes of closed rounds older than this are pruned (never before a
+    push relay has delivered them)."""
+    feed_sequence_seconds: float = 1.0
+    """How often the background worker numbers new feed changes."""
     events_poll_seconds: float = 1.0
     """How often the live feed (``GET /events``) looks for new events."""
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # pg_advisory_xact_lock key: "feed" in ASCII
 FEED_LOCK = 0x66656564
+BATCH = 20_000
 
 # The standing of every (person, round) a batch of marks touches, as
 # pooling/standing.resident_status reads it, oldest sample first:
@@ -110,7 +111,7 @@ SEQUENCE = text(
 )
 
 
-async def sequence_feed(session: AsyncSession, *, batch: int = 20_000, wait: bool = False) -> int:
+async def sequence_feed(session: AsyncSession, *, batch: int = BATCH, wait: bool = False) -> int:
     """Number the changes behind up to ``batch`` committed marks; the caller commits.
 
     Returns how many marks were taken (0: nothing to do, or another sequencer is at it

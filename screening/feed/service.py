@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.feed.schemas import FeedItem, FeedPage, FeedResident
-from screening.feed.sequencer import sequence_feed
+from screening.feed.sequencer import BATCH, sequence_feed
 from screening.privacy import Vault
 from screening.tokens.service import Principal
 
@@ -56,7 +56,7 @@ async def read_changes(
     session: AsyncSession, principal: Principal, vault: Vault, *, after: int, limit: int, view: str
 ) -> list[FeedRow]:
     """Up to ``limit`` changes after ``after``, in seq order, audited as ``view``."""
-    while await sequence_feed(session) == 20_000:
+    while await sequence_feed(session) == BATCH:
         pass
     rows = (await session.execute(_PAGE, {"after": after, "limit": limit})).all()
     changes = [
@@ -93,10 +93,7 @@ async def read_changes(
     return changes
 
 
-async def read_feed(
-    session: AsyncSession, principal: Principal, vault: Vault, *, after: int, limit: int
-) -> FeedPage:
-    changes = await read_changes(session, principal, vault, after=after, limit=limit, view="json")
+def to_page(changes: list[FeedRow], after: int) -> FeedPage:
     items = [
         FeedItem(
             seq=c.seq,
@@ -117,6 +114,13 @@ async def read_feed(
     return FeedPage(items=items, next_cursor=str(changes[-1].seq if changes else after))
 
 
+async def read_feed(
+    session: AsyncSession, principal: Principal, vault: Vault, *, after: int, limit: int
+) -> FeedPage:
+    changes = await read_changes(session, principal, vault, after=after, limit=limit, view="json")
+    return to_page(changes, after)
+
+
 async def prune_feed(session: AsyncSession, *, retention_days: float) -> int:
     """Drop changes of closed rounds older than the retention, never past the cursor
     of a push relay that has not delivered them yet. Returns the rows dropped."""
@@ -127,7 +131,7 @@ async def prune_feed(session: AsyncSession, *, retention_days: float) -> int:
             DELETE FROM feed_changes f
             USING rounds r
             WHERE r.id = f.round_id AND r.closed_at IS NOT NULL
-              AND f.changed_at < now() - :horizon
+              AND f.changed_at < now() - CAST(:horizon AS interval)
               AND f.seq <= coalesce((SELECT min(cursor) FROM feed_relays), f.seq)
             """
         ),
