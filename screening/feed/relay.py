@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screening.db import make_sessionmaker
 from screening.feed.fhir import feed_bundle
-from screening.feed.service import read_changes, to_page
+from screening.feed.service import page_json, read_changes
 from screening.privacy import Vault
 from screening.tokens.service import Principal
 
@@ -83,7 +82,7 @@ async def _next_page(
     if config.fmt == "fhir":
         body = feed_bundle(rows, last).model_dump_json(exclude_none=True).encode()
     else:
-        body = json.dumps(to_page(rows, after).model_dump(mode="json"), ensure_ascii=False).encode()
+        body = page_json(rows, after)
     return after, last, len(rows), body
 
 

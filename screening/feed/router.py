@@ -15,19 +15,20 @@ After = Annotated[int, Query(ge=0, le=INT64_MAX, description="the cursor of the 
 FeedLimit = Annotated[int, Query(ge=1, le=5000)]
 
 
-@router.get("/feed/results", response_model=FeedPage)
+@router.get("/feed/results", response_model=FeedPage, response_class=Response)
 async def feed_results(
     request: Request,
     session: DbSession,
     principal: PlatformOnly,
     after: After = 0,
     limit: FeedLimit = 1000,
-) -> FeedPage:
+) -> Response:
     """Changes of people's standing after a cursor, in commit order, each exactly once
     from any cursor; full identities (platform tokens only; every read audited)."""
-    return await service.read_feed(
+    body = await service.read_feed(
         session, principal, request.app.state.vault, after=after, limit=limit
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

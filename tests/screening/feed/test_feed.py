@@ -12,6 +12,8 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from screening.feed.schemas import FeedPage
+
 NEG = ",,26"  # ORF1ab, N, IC: nothing amplifies, the internal control does
 POS = "30.1,31.2,26"
 
@@ -29,6 +31,7 @@ async def read_all(
         r = await client.get("/feed/results", params={"after": after, "limit": limit}, headers=who)
         assert r.status_code == 200, r.text
         page = r.json()
+        FeedPage.model_validate(page)  # the hand-built JSON keeps to the documented schema
         items += page["items"]
         if not page["items"]:
             return items, after
