@@ -21,6 +21,8 @@ from screening.db import (
     stop_embedded_server,
 )
 from screening.errors import DatabaseUnavailable, install_error_handlers
+from screening.feed.router import router as feed_router
+from screening.feed.worker import run_feed_worker
 from screening.limits import BodySizeLimit, HeavyWork, StorableUrl
 from screening.metrics import instrument_pool
 from screening.observability import configure_logging, install_observability
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             async with anyio.create_task_group() as background:
                 background.start_soon(watch_revocations, db, app.state.token_cache)
                 background.start_soon(run_sweeper, db, settings)
+                background.start_soon(run_feed_worker, app.state.sessionmaker, settings)
                 yield
                 background.cancel_scope.cancel()
             await app.state.event_hub.close()
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         results_router,
         retests_router,
         progress_router,
+        feed_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_router)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -31,6 +32,7 @@ class Role(StrEnum):
     admin = "admin"
     sampler = "sampler"
     lab = "lab"
+    platform = "platform"
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # screening.metrics reads it, at import
@@ -38,6 +40,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # screening.metrics reads it, at imp
 app = typer.Typer(help="City-wide pooled PCR screening service.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+feed_app = typer.Typer(help="The result feed for the health-code platform.", no_args_is_help=True)
+app.add_typer(feed_app, name="feed")
 console = Console()
 
 
@@ -371,6 +375,43 @@ def token_revoke(
     console.print(
         f"token {record.id} ({record.role}{bound}) revoked at {_local(record.revoked_at)}"
     )
+
+
+@feed_app.command("push")
+def feed_push(
+    url: Annotated[str, typer.Option(help="where the platform receives pages")],
+    secret: Annotated[str, typer.Option(help="HMAC-SHA256 key shared with the platform")],
+    format: Annotated[str, typer.Option(help="json or fhir")] = "json",
+    name: Annotated[str, typer.Option(help="the relay's name (its cursor is kept by it)")] = "",
+    limit: Annotated[int, typer.Option(help="changes per page")] = 1000,
+    until_idle: Annotated[bool, typer.Option(help="stop once caught up")] = False,
+) -> None:
+    """Push the result feed to URL, page by page, signed; resumes where it stopped."""
+    from screening.feed.relay import RelayConfig, push
+    from screening.privacy import load_vault
+
+    if format not in ("json", "fhir"):
+        console.print("[red]--format is json or fhir[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    config = RelayConfig(name=name or url, url=url, secret=secret, fmt=format, limit=limit)
+
+    async def run() -> int:
+        url_ = await _prepare(settings)
+        engine = make_engine(url_, settings)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # finish the page in flight, then stop
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            return await push(
+                engine, load_vault(settings), config, until_idle=until_idle, stop=stop
+            )
+        finally:
+            await engine.dispose()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    pages = asyncio.run(run())
+    console.print(f"{pages} pages delivered")
 
 
 if __name__ == "__main__":

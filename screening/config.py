@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     """A de-pool case not resolved this long after it opened is overdue."""
     box_late_minutes: float = 120.0
     """A box dispatched and not received this long is late."""
+    feed_retention_days: float = 30.0
+    """Result-feed changes of closed rounds older than this are pruned (never before a
+    push relay has delivered them)."""
+    feed_sequence_seconds: float = 1.0
+    """How often the background worker numbers new feed changes."""
     events_poll_seconds: float = 1.0
     """How often the live feed (``GET /events``) looks for new events (one poller per
     process, whatever the number of listeners)."""
@@ -71,6 +76,7 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
     census_process_above_bytes: int = 4 << 20
     """A census file larger than this is checked and sealed in a worker process."""
     code_sheet_max_cards: int = 5_000

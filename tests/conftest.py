@@ -128,6 +128,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 TABLES = (
+    "feed_marks",
+    "feed_standings",
+    "feed_changes",
+    "feed_relays",
     "progress_counts",
     "turnaround_counts",
     "lab_turnaround_counts",

@@ -7,7 +7,7 @@ from screening.schemas import Schema
 
 
 class TokenCreate(Schema):
-    role: Literal["admin", "sampler", "lab"]
+    role: Literal["admin", "sampler", "lab", "platform"]
     sampling_point: str | None = Field(default=None, max_length=32)
     lab: str | None = Field(default=None, max_length=32)
     label: str | None = Field(default=None, max_length=200)

@@ -20,7 +20,7 @@ from screening.tokens.models import ApiToken
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "sampler", "lab")
+ROLES = ("admin", "sampler", "lab", "platform")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ async def create_token(
         if lab_id is None:
             raise NotFound(f"no lab {lab!r}")
     elif sampling_point or lab:
-        raise Unprocessable("an admin token is bound to no sampling point or lab")
+        raise Unprocessable(f"a {role} token is bound to no sampling point or lab")
     token = secrets.token_urlsafe(32)
     token_id = await session.scalar(
         insert(ApiToken)
