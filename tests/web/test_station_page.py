@@ -69,6 +69,26 @@ def no_english(page_text):
     return re.findall(r"[a-z]{3,}", page_text) == []
 
 
+CONTRAST = """
+const lum = (css) => {
+  const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map((v) => {
+    const c = Number(v) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const style = getComputedStyle(arguments[0]);
+const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+return (a + 0.05) / (b + 0.05);
+"""
+
+
+def contrast(browser, element_id):
+    """WCAG contrast ratio of an element's text on its own background."""
+    element = browser.find_element(By.ID, element_id)
+    return browser.execute_script(CONTRAST, element)
+
+
 async def held(live):
     dsn = make_url(live.db_url).set(drivername="postgresql")
     conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
@@ -109,6 +129,7 @@ async def test_the_station_keeps_scanning_offline_and_loses_nothing(
     browser.set_window_size(390, 844)
     log_in(browser, live, scene, wait_for)
     assert text_of(browser, "point") == "采样点 P1 采样点P1"
+    assert contrast(browser, "net") >= 4.5 and contrast(browser, "pending-pill") >= 4.5
     wait_for(
         lambda: browser.execute_script("return navigator.serviceWorker.controller !== null"),
         what="the service worker",
