@@ -149,8 +149,10 @@
     $("#who").textContent = "";
     if (state.single) {
       say("已选单管 " + code, "ok", "正在为刚才这位居民登记单管");
-      const person = state.single.code;
-      await scanResident(person);
+      await scanResident(state.single.code);
+      if (state.single) {  // refused in this tube: another single tube, or give up
+        ask("单管没有采成。换一支单管再扫描,或回到原来的混管?", [["回到混管", endSingle]]);
+      }
       return;
     }
     say("已选试管 " + code, "ok", "请扫描居民码");
@@ -223,11 +225,13 @@
     // last swab went in, so it is capped whatever the service later refuses.
     if (sendSeal) { await S.enqueue({ event_id: newId(), at: new Date().toISOString(), type: "seal", tube: view.barcode, round: state.round }); await showPending(); }
     state.tube = null; save();
-    if (state.single) {
-      const back = state.single.back; state.single = null; $("#kind").value = "pool"; save();
-      if (back) { const b = await tubeView(back); if (!b.sealed && b.count < b.capacity) { state.tube = back; save(); } }
-      say("单管已采完,回到混管" + (state.tube ? " " + state.tube : ""), "ok", "请扫描下一位");
-    }
+    if (state.single) { await endSingle(); say("单管已采完,回到混管" + (state.tube ? " " + state.tube : ""), "ok", "请扫描下一位"); }
+    await render();
+  }
+  async function endSingle() {
+    const back = state.single && state.single.back;
+    state.single = null; state.tube = null; $("#kind").value = "pool"; save();
+    if (back) { const b = await tubeView(back); if (!b.sealed && b.count < b.capacity) { state.tube = back; save(); } }
     await render();
   }
 
