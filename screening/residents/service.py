@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -18,7 +17,6 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, INTEGER, TEXT
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from stdnum.iso7064 import mod_37_36
 
 from pooling.standing import SampleOutcome, resident_status
 from screening.errors import NotFound, Unprocessable, UnreadableFile
@@ -33,6 +31,7 @@ from screening.privacy import (
     normalize_name,
 )
 from screening.reference.models import District
+from screening.residents.codes import new_resident_code
 from screening.residents.models import Resident
 from screening.residents.schemas import (
     ImportCode,
@@ -43,31 +42,12 @@ from screening.residents.schemas import (
     RoundStanding,
 )
 
-CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: nothing to misread
-CODE_RANDOM_CHARS = 13
 IMPORT_COLUMNS = ("id_type", "id_number", "name", "phone", "district")
 IMPORT_BATCH = 5_000
 
 
 class InvalidIdNumberError(Unprocessable):
     type, title = "invalid-id-number", "Invalid ID number"
-
-
-def new_resident_code() -> str:
-    """An opaque random personal code (65 bits) with a check character.
-
-    Never derived from the ID number: a code leaks nothing about its holder.
-    """
-    body = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_RANDOM_CHARS))
-    return body + mod_37_36.calc_check_digit(body, alphabet=CODE_ALPHABET)
-
-
-def is_resident_code(code: str) -> bool:
-    return (
-        len(code) == CODE_RANDOM_CHARS + 1
-        and all(c in CODE_ALPHABET for c in code)
-        and mod_37_36.is_valid(code, alphabet=CODE_ALPHABET)
-    )
 
 
 @dataclass(frozen=True, slots=True)
