@@ -90,7 +90,12 @@
       if (residentCodeOk(code)) { return { kind: "resident", code }; }
       return { kind: "bad-tube", code };
     }
-    if (/^\d{17}[\dX]$/.test(code)) { return { kind: prcIdOk(code) ? "id-card" : "bad-id-card", code }; }
+    if (/^\d{17}[\dX]$/.test(code)) {
+      // the 18-digit foreign permanent resident ID starts with 9 (no province does)
+      const idType = code[0] === "9" ? "foreign_permanent" : "prc_id";
+      const ok = idType === "prc_id" ? prcIdOk(code) : gb11643CheckOk(code);
+      return { kind: ok ? "id-card" : "bad-id-card", code, idType };
+    }
     if (code.length === CODE_LENGTH && [...code].every((c) => CODE_ALPHABET.includes(c))) {
       return { kind: residentCodeOk(code) ? "resident" : "bad-resident", code };
     }

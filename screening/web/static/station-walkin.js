@@ -9,10 +9,10 @@
 
   function attach({ say, beep, hasTube, take }) {
     const message = (text) => { const m = $("#walkin-message"); m.textContent = text; m.className = "message" + (text ? " bad" : ""); };
-    function start(idNumber) {
+    function start(idNumber, idType) {
       $("#walkin-panel").open = true;
-      $("#id-type").value = "prc_id"; $("#id-number").value = idNumber; $("#nationality-label").hidden = true;
-      const problem = R.idNumberProblem("prc_id", idNumber);
+      $("#id-type").value = idType; $("#id-number").value = idNumber; $("#nationality-label").hidden = true;
+      const problem = R.idNumberProblem(idType, idNumber);
       if (problem) { say(problem, "bad", "请重新读卡,或手工核对号码"); $("#id-number").focus(); return; }
       say("已读到身份证号 " + R.maskId(idNumber), "", "请填写姓名,然后点“登记并采入当前试管”");
       $("#name").focus();

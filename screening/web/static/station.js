@@ -112,12 +112,12 @@
 
   // ---- scanning
   async function scan(raw) {
-    const { kind, code } = R.classify(raw);
+    const { kind, code, idType } = R.classify(raw);
     if (kind === "empty") { return; }
     $("#ask").hidden = true;  // scanning on answers an open question with "no change"
     if (kind === "tube") { return scanTube(code); }
     if (kind === "bad-tube") { say("试管条码校验错误,请重新扫描(" + code + ")", "bad", "仍不行请换一支试管"); return; }
-    if (kind === "id-card" || kind === "bad-id-card") { Walkin.start(code); return; }
+    if (kind === "id-card" || kind === "bad-id-card") { Walkin.start(code, idType); return; }
     if (kind === "bad-resident") { refuse("bad-resident-code", "(" + code + ")"); return; }
     if (kind === "unknown") { say("无法识别的条码:" + code, "bad", "请扫描试管条码、居民码或身份证"); return; }
     return scanResident(code);
