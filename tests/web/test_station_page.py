@@ -209,6 +209,8 @@ async def test_the_station_keeps_scanning_offline_and_loses_nothing(
     refused = text_of(browser, "refused")
     assert "无码人员登记" in refused and unregistered_code() in refused
     assert no_english(browser.find_element(By.TAG_NAME, "body").text)
+    browser.execute_script("document.querySelector('#refused').scrollIntoView()")
+    screenshot(browser, "station-refused-phone.png")
 
     # the full tube goes into a box to L2, packed and dispatched from the page
     browser.find_element(By.CSS_SELECTOR, "[data-testid=box]").send_keys("BOX-S1", Keys.ENTER)

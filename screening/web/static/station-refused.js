@@ -28,7 +28,9 @@
 
   async function show() {
     const list = document.querySelector("#refused"); list.replaceChildren();
-    for (const it of await S.refused()) {
+    const items = await S.refused();
+    document.querySelector("#refused-panel").hidden = items.length === 0;
+    for (const it of items) {
       const li = document.createElement("li"); li.dataset.type = it.type;
       const head = document.createElement("div"); head.className = "when";
       head.textContent = when.format(new Date(it.at)) + " 试管 " + it.tube + (it.event === "seal" ? "(封管)" : "") + (it.who ? " · " + it.who : "");
