@@ -333,7 +333,10 @@
       if (who.role !== "sampler") { logout("请使用采样员令牌登录"); return; }
       state.district = who.district; state.point = who.sampling_point;
       const [rounds, labs, points] = await Promise.all(["/rounds?limit=1000", "/labs?limit=1000", "/sampling-points?limit=1000"].map((p) => api(p).then((r) => r.json())));
-      state.rounds = rounds.items.filter((r) => r.status === "open");
+      // open rounds first; closed ones stay choosable (their last tubes are sealed and
+      // boxed, late offline scans and single re-tests still go to them)
+      const open = rounds.items.filter((r) => r.status === "open"), closed = rounds.items.filter((r) => r.status !== "open");
+      state.rounds = [...open, ...closed.slice(-5).reverse()];
       state.labs = labs.items.map((l) => [l.code, l.name]);
       state.pointName = ((points.items || []).find((p) => p.code === who.sampling_point) || {}).name || "";
       save(); setNet(true);
@@ -343,7 +346,7 @@
     $("#login").hidden = true; $("#desk").hidden = false; $("#logout").hidden = false;
     $("#point").textContent = "采样点 " + (state.point || "") + (state.pointName ? " " + state.pointName : "");
     const select = $("#round"); select.replaceChildren();
-    for (const r of state.rounds || []) { const o = document.createElement("option"); o.value = r.id; o.textContent = r.name; select.appendChild(o); }
+    for (const r of state.rounds || []) { const o = document.createElement("option"); o.value = r.id; o.textContent = r.name + (r.status === "open" ? "" : "(已结束)"); select.appendChild(o); }
     if (state.round) { select.value = state.round; }
     const labs = $("#lab"); labs.replaceChildren();
     for (const [code, name] of state.labs || []) { const o = document.createElement("option"); o.value = code; o.textContent = code + " " + name; labs.appendChild(o); }
