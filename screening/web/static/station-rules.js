@@ -6,9 +6,9 @@
 "use strict";
 (function (root) {
   const DIGITS = "0123456789";
-  // The service's resident codes (screening/residents: 13 random characters of this
-  // alphabet, then an ISO 7064 check character over the same alphabet, as computed by
-  // stdnum.iso7064.mod_37_36 with alphabet=CODE_ALPHABET, i.e. the hybrid MOD 33, 32).
+  // The service's resident codes (screening/residents/codes.py): 13 random characters
+  // of this alphabet, then an ISO 7064 check character over the same alphabet, as
+  // stdnum.iso7064.mod_37_36 computes it with alphabet=CODE_ALPHABET (hybrid MOD 33,32).
   const CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
   const CODE_LENGTH = 14;
 
