@@ -9,116 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
-import asyncpg
-import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
-from sqlalchemy.engine import make_url
-from stdnum.iso7064 import mod_37_36
 
-from pooling.barcodes import format_barcode
 from tests.conftest import valid_prc_id
-
-CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-OK_BEEP, BAD_BEEP = 880, 220
-
-# Records beeps (oscillator frequencies) and spoken prompts instead of playing them.
-RECORDERS = """
-window.__beeps = []; window.__spoken = [];
-window.AudioContext = function () {
-  return { currentTime: 0, destination: {},
-    createOscillator() { const o = { frequency: {}, connect() {}, stop() {},
-                                     start() { window.__beeps.push(o.frequency.value); } };
-                         return o; },
-    createGain() { return { gain: {}, connect() {} }; } };
-};
-Object.defineProperty(window, "speechSynthesis", { configurable: true, value: {
-  speak(u) { window.__spoken.push(u.text); }, cancel() {}, getVoices() { return []; } } });
-"""
-
-
-def text_of(browser, testid):
-    return browser.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").text
-
-
-def scan(browser, code):
-    field = browser.find_element(By.CSS_SELECTOR, "[data-testid=scan]")
-    field.send_keys(code, Keys.ENTER)
-
-
-def beeps(browser):
-    return browser.execute_script("return window.__beeps.slice()")
-
-
-def unregistered_code():
-    body = "0000000000000"
-    return body + mod_37_36.calc_check_digit(body, alphabet=CODE_ALPHABET)
-
-
-def mistyped(code):
-    """The same code with its check character wrong."""
-    wrong = CODE_ALPHABET[(CODE_ALPHABET.index(code[-1]) + 1) % len(CODE_ALPHABET)]
-    return code[:-1] + wrong
-
-
-def no_english(page_text):
-    """Back-end text is English in lower case; codes and barcodes are upper case/digits."""
-    return re.findall(r"[a-z]{3,}", page_text) == []
-
-
-CONTRAST = """
-const lum = (css) => {
-  const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map((v) => {
-    const c = Number(v) / 255;
-    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-  });
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-};
-const style = getComputedStyle(arguments[0]);
-const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
-return (a + 0.05) / (b + 0.05);
-"""
-
-
-def contrast(browser, element_id):
-    """WCAG contrast ratio of an element's text on its own background."""
-    element = browser.find_element(By.ID, element_id)
-    return browser.execute_script(CONTRAST, element)
-
-
-async def held(live):
-    dsn = make_url(live.db_url).set(drivername="postgresql")
-    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    try:
-        return await conn.fetch(
-            "SELECT t.barcode, t.state, t.count, count(s.*) AS samples,"
-            " count(DISTINCT s.resident_id) AS people"
-            " FROM tubes t LEFT JOIN samples s ON s.tube_serial = t.serial"
-            " GROUP BY t.barcode, t.state, t.count ORDER BY t.barcode"
-        )
-    finally:
-        await conn.close()
-
-
-async def built_scene(live, make_scene, residents=16):
-    async with httpx.AsyncClient(base_url=live.base + "/api/v1", timeout=30) as client:
-        scene = make_scene(client)
-        scene.tokens["admin"] = {"Authorization": f"Bearer {live.admin_token}"}
-        await scene.build(residents=residents)
-    return scene
-
-
-def log_in(browser, live, scene, wait_for, who="P1"):
-    browser.get(live.base + "/station")
-    token = browser.find_element(By.ID, "token")
-    wait_for(token.is_displayed, what="the login form")
-    browser.execute_script(RECORDERS)
-    token.send_keys(scene.tokens[who]["Authorization"].split()[1], Keys.ENTER)
-    wait_for(lambda: text_of(browser, "net") == "在线", what="online")
-    wait_for(lambda: text_of(browser, "point").startswith(f"采样点 {who}"), what="the point")
+from tests.web.station_page import (
+    BAD_BEEP,
+    OK_BEEP,
+    RECORDERS,
+    beeps,
+    built_scene,
+    contrast,
+    device_data,
+    held,
+    log_in,
+    mistyped,
+    no_english,
+    scan,
+    text_of,
+    unregistered_code,
+)
 
 
 async def test_the_station_keeps_scanning_offline_and_loses_nothing(
@@ -244,10 +156,31 @@ window.fetch = (url, options) => {
 """
 
 
+# The page's first version kept its queue in IndexedDB "station" version 1.
+SEED_V1_QUEUE = """
+const [tube, code, done] = arguments;
+const req = indexedDB.open("station", 1);
+req.onupgradeneeded = () => {
+  req.result.createObjectStore("queue", { keyPath: "seq", autoIncrement: true });
+  req.result.createObjectStore("tubes", { keyPath: "barcode" });
+};
+req.onsuccess = () => {
+  const tx = req.result.transaction("queue", "readwrite");
+  tx.objectStore("queue").add({ event_id: "v1-event", at: new Date().toISOString(),
+                               type: "sample", tube, resident_code: code, kind: "pool" });
+  tx.oncomplete = () => { req.result.close(); done(true); };
+};
+"""
+
+
 async def test_a_whole_batch_refused_keeps_every_event(browser, live, make_scene, wait_for):
     scene = await built_scene(live, make_scene)
-    codes, tube = scene.codes, scene.barcodes["P1"][0]
+    codes, tube, earlier_tube = scene.codes, scene.barcodes["P1"][0], scene.barcodes["P1"][1]
+    # a phone that still holds a scan queued by the page's first version (IndexedDB v1)
+    browser.get(live.base + "/healthz")
+    browser.execute_async_script(SEED_V1_QUEUE, earlier_tube, codes[5])
     log_in(browser, live, scene, wait_for)
+    wait_for(lambda: text_of(browser, "pending") == "0", what="the old queue sent")
     # a device without speech synthesis scans just the same
     browser.execute_script(
         "Object.defineProperty(window, 'speechSynthesis', {configurable: true, value: undefined})"
@@ -261,13 +194,13 @@ async def test_a_whole_batch_refused_keeps_every_event(browser, live, make_scene
     wait_for(lambda: "保留在本机" in text_of(browser, "queue-problem"), what="the problem shown")
     assert text_of(browser, "pending") == "3"
     assert no_english(text_of(browser, "queue-problem"))
-    assert await held(live) == []
+    assert [r["barcode"] for r in await held(live)] == [earlier_tube]
 
     browser.execute_script("window.fetch = window.__fetch")  # the service is mended
     wait_for(lambda: text_of(browser, "pending") == "0", timeout=30, what="the queue sent")
     wait_for(lambda: not browser.find_element(By.ID, "queue-problem").is_displayed())
     rows = await held(live)
-    assert [(r["barcode"], r["samples"]) for r in rows] == [(tube, 3)]
+    assert [(r["barcode"], r["samples"]) for r in rows] == [(tube, 3), (earlier_tube, 1)]
     assert text_of(browser, "count") == "3"
 
 
@@ -306,82 +239,3 @@ async def test_a_walk_in_read_from_an_id_card_offline_lands_after_reconnecting(
     # nothing of the person is left on the device once the service has them
     kept = json.dumps(device_data(browser), ensure_ascii=False)
     assert walk_in not in kept and "欧阳" not in kept
-
-
-def device_data(browser):
-    """Everything the station keeps in IndexedDB and localStorage."""
-    return browser.execute_async_script(
-        """
-        const done = arguments[arguments.length - 1];
-        const req = indexedDB.open("station");
-        req.onsuccess = async () => {
-          const db = req.result, out = {local: localStorage.getItem("station.state")};
-          for (const name of db.objectStoreNames) {
-            out[name] = await new Promise((ok) => {
-              const r = db.transaction(name).objectStore(name).getAll();
-              r.onsuccess = () => ok(r.result);
-            });
-          }
-          done(out);
-        };
-        """
-    )
-
-
-def click(browser, label):
-    for button in browser.find_elements(By.CSS_SELECTOR, "[data-testid=ask] button"):
-        if button.text == label:
-            button.click()
-            return
-    raise AssertionError(f"no button {label!r}")
-
-
-async def test_the_station_refuses_at_the_tube_scan_and_says_what_to_do(
-    browser, live, make_scene, wait_for
-):
-    async with httpx.AsyncClient(base_url=live.base + "/api/v1", timeout=30) as client:
-        scene = make_scene(client)
-        scene.tokens["admin"] = {"Authorization": f"Bearer {live.admin_token}"}
-        await scene.build(residents=6)
-        p1 = scene.barcodes["P1"]
-        # people 0 and 1 were in a positive pool: they are to be recalled, swabbed alone
-        await scene.fill(p1[10], [0, 1])
-        await scene.ship([p1[10]], box="BOX-POS")
-        await scene.upload_lis([f"A3,{p1[10]},30.1,31.2,26"], "PL1")
-        await scene.fill(p1[11], [2])  # person 2 is in a live pool tube already
-    codes = scene.codes
-    log_in(browser, live, scene, wait_for)
-
-    # another point's tube, or one not issued for this round: refused at the tube scan
-    scan(browser, scene.barcodes["P2"][0])
-    wait_for(lambda: "属于其他采样点" in text_of(browser, "message"), what="another point's")
-    scan(browser, format_barcode(99_999))
-    wait_for(lambda: "不是本轮发给本采样点" in text_of(browser, "message"), what="not issued")
-    assert text_of(browser, "tube") == "请扫描试管条码"
-
-    scan(browser, p1[0])
-    wait_for(lambda: text_of(browser, "tube").startswith(p1[0]))
-    scan(browser, codes[3])
-    wait_for(lambda: text_of(browser, "count") == "1")
-    scan(browser, codes[2])  # already in pool tube p1[11]: the page says where and when
-    wait_for(lambda: "本轮已在其他混管中采样" in text_of(browser, "message"))
-    assert f"采样点 P1,试管 {p1[11]},时间 " in text_of(browser, "message")
-
-    scan(browser, codes[0])  # to be recalled: a single tube is offered at once
-    wait_for(lambda: "单人单管" in text_of(browser, "message"), what="needs-single")
-    click(browser, "改用单管采样")
-    wait_for(lambda: "单管" in text_of(browser, "message"))
-    scan(browser, p1[1])
-    wait_for(lambda: "回到混管" in text_of(browser, "message"), what="the single taken")
-    wait_for(lambda: text_of(browser, "tube") == p1[0] and text_of(browser, "count") == "1")
-
-    # a new tube while this one is partly filled: seal it first?
-    scan(browser, p1[2])
-    wait_for(lambda: "先封管吗" in text_of(browser, "ask"), what="the question")
-    click(browser, "先封管,再换新管")
-    wait_for(lambda: text_of(browser, "tube") == p1[2], what="the new tube")
-    wait_for(lambda: text_of(browser, "pending") == "0", what="the seal sent")
-    rows = {r["barcode"]: r for r in await held(live)}
-    assert (rows[p1[0]]["state"], rows[p1[0]]["samples"]) == ("sealed", 1)
-    assert (rows[p1[1]]["state"], rows[p1[1]]["samples"]) == ("sealed", 1)
-    assert no_english(browser.find_element(By.TAG_NAME, "body").text)
