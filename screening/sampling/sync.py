@@ -20,11 +20,10 @@ A deadlock, or a tube opened by someone else between 5 and 7, runs it all again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,15 +32,14 @@ from pooling.barcodes import format_barcode
 from pooling.scan_rules import EarlierTube, Swab, swab_refusal
 from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
 from screening.db import RetryTransaction, retrying
-from screening.errors import AppError, NotFound
+from screening.errors import NotFound
 from screening.privacy import Vault
-from screening.residents.schemas import ResidentCreate
-from screening.residents.service import register_resident
 from screening.retests.service import actor_of, link_singles
 from screening.sampling import queries
 from screening.sampling.events import Event, Outcome, read_events
 from screening.sampling.schemas import SyncAnswer, WalkInRegistered
 from screening.sampling.service import may_use
+from screening.sampling.walkins import walk_ins, walk_ins_sent_before
 from screening.tokens.service import Principal
 
 _ROUND = text("SELECT status, closed_at FROM rounds WHERE id = :id")
@@ -96,7 +94,10 @@ async def apply_sync(
     """Apply a batch in order; every event is applied, a duplicate, or rejected alone."""
     events, read = read_events(raw_events, datetime.now(UTC))
     return await retrying(
-        session, lambda: _apply(session, principal, vault, round_id, events, read.copy())
+        session,
+        lambda: _apply(
+            session, principal, vault, round_id, [replace(e) for e in events], read.copy()
+        ),
     )
 
 
@@ -127,6 +128,9 @@ async def _apply(
         ).all()
     )
     outcome.duplicates += len(events) - len(claimed)
+    known = await walk_ins_sent_before(
+        session, round_id, [e for e in events if e.walk_in and e.event_id not in claimed]
+    )
     events = [e for e in events if e.event_id in claimed]
     serials = sorted({e.serial for e in events})
     ranges = {
@@ -134,7 +138,7 @@ async def _apply(
         for row in await session.execute(_RANGES, {"round_id": round_id, "serials": serials})
     }
     refused: set[str] = set()
-    created = await _walk_ins(session, principal, vault, events, ranges, outcome, refused)
+    created = await walk_ins(session, principal, vault, events, ranges, outcome, refused)
     people, earlier = await _people(session, round_id, events)
     batch = _Batch(tubes=await _lock_tubes(session, serials))
     closed_at = rnd.closed_at if rnd.status != "open" else None
@@ -156,54 +160,13 @@ async def _apply(
         applied=len(events) - len(refused),
         duplicates=outcome.duplicates,
         rejected=outcome.rejected,
-        registered=[
+        registered=known
+        + [
             WalkInRegistered(event_id=e.event_id, resident_code=e.resident_code or "")
             for e in events
             if e.walk_in is not None and e.event_id not in refused
         ],
     )
-
-
-async def _walk_ins(
-    session: AsyncSession,
-    principal: Principal,
-    vault: Vault,
-    events: list[Event],
-    ranges: dict[int, Any],
-    outcome: Outcome,
-    refused: set[str],
-) -> set[str]:
-    """Find or register each walk-in whose tube the caller may use (in the district of
-    the tube's sampling point); answer the codes registered by this batch."""
-    created: set[str] = set()
-    for event in events:
-        if event.walk_in is None:
-            continue
-        issued = ranges.get(event.serial)
-        if issued is None or not may_use(principal, issued.point):
-            continue  # refused by the replay, registering nobody
-        fields = event.walk_in.model_dump(exclude_none=True)
-        if "nationality" not in ResidentCreate.model_fields:
-            fields.pop("nationality", None)
-        try:
-            body = ResidentCreate.model_validate({**fields, "district": issued.district})
-            code, was_created = await register_resident(session, vault, body)
-        except ValidationError as exc:
-            detail = "; ".join(
-                f"resident.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                for err in exc.errors(include_url=False)
-            )
-            outcome.reject(event, "invalid-event", detail)
-            refused.add(event.event_id)
-            continue
-        except AppError as exc:
-            outcome.reject(event, exc.type, f"resident: {exc.detail}")
-            refused.add(event.event_id)
-            continue
-        event.resident_code = code
-        if was_created:
-            created.add(code)
-    return created
 
 
 async def _people(

@@ -150,6 +150,14 @@ class TestWalkIns:
         )
         assert query.json()["items"][0]["status"] == "pending"
 
+    async def test_a_walk_in_sent_again_answers_its_code_again(self, scene):
+        tube = scene.barcodes["P1"][0]
+        event = self.walk_in("w1", tube, 504)
+        first = await sync(scene, [event])
+        again = await sync(scene, [event])
+        assert again["duplicates"] == 1 and again["applied"] == 0
+        assert again["registered"] == first["registered"]
+
     async def test_a_known_person_walking_in_keeps_their_code(self, scene):
         tube = scene.barcodes["P1"][0]
         event = self.walk_in("w1", tube, 0)
