@@ -8,7 +8,11 @@ Capacity is the round's pool size (per district) for a pooled tube and 1 for a s
 tube; a person goes into a tube at most once.
 
 The database enforces the same states with a CHECK constraint and conditional
-updates; this module is the one place that says which moves are allowed.
+updates; this module is the one place that says which moves are allowed, and
+:meth:`TubeSlots.refusal` the one place that says why a swab cannot go into a tube.
+The online scan's conditional ``UPDATE`` and the offline replay both answer with it;
+``tests/screening/sampling/test_rules.py`` drives both paths through every tube state
+and checks them against this module.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def capacity_for(kind: TubeKind, pool_size: int) -> int:
     return 1 if kind is TubeKind.SINGLE else pool_size
 
 
+# The order a swab's tube-level refusals are checked in (the first that applies is
+# the answer): a second scan of someone already in the tube says so even when the
+# tube is full by now; the scan rules before these are in :mod:`pooling.scan_rules`.
+TUBE_REFUSAL_ORDER = ("already-in-tube", "tube-kind-mismatch", "tube-full", "tube-sealed")
+
+
 class SampleRefused(Exception):
     """Why a swab cannot go into a tube; ``type`` is the API's problem slug."""
 
@@ -79,23 +89,40 @@ class TubeSlots:
     def full(self) -> bool:
         return self.count >= self.capacity
 
-    def add(self, resident_id: int, kind: TubeKind) -> int:
-        """Put one person's swab in; return the new count. Seals the tube when full."""
+    def refusal(self, resident_id: int, kind: TubeKind) -> SampleRefused | None:
+        """Why this person's swab cannot go in, in the one order both the online scan
+        and the offline replay answer with (see :data:`TUBE_REFUSAL_ORDER`); None when it can."""
+        if resident_id in self.members:
+            return SampleRefused(
+                "already-in-tube", f"this person is already in tube {self.barcode}"
+            )
         if kind is not self.kind:
-            raise SampleRefused(
+            return SampleRefused(
                 "tube-kind-mismatch", f"tube {self.barcode} is a {self.kind.value} tube"
             )
         if self.full:
-            raise SampleRefused("tube-full", f"tube {self.barcode} already holds {self.count}")
+            return SampleRefused(
+                "tube-full", f"tube {self.barcode} already holds {self.count} of {self.capacity}"
+            )
         if self.state is not TubeState.OPEN:
-            raise SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
-        if resident_id in self.members:
-            raise SampleRefused("already-in-tube", f"this person is already in tube {self.barcode}")
+            return SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
+        return None
+
+    def add(self, resident_id: int, kind: TubeKind) -> int:
+        """Put one person's swab in; return the new count. Seals the tube when full."""
+        refused = self.refusal(resident_id, kind)
+        if refused is not None:
+            raise refused
         self.members.add(resident_id)
         self.count += 1
         if self.full:
-            self.state = TubeState.SEALED
+            self.move(TubeState.SEALED)
         return self.count
+
+    def move(self, target: TubeState) -> None:
+        if not can_move(self.state, target):
+            raise SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
+        self.state = target
 
     def seal(self) -> None:
         """Seal by hand. Sealing a sealed tube again is a no-op; an empty tube cannot."""
@@ -105,4 +132,4 @@ class TubeSlots:
             raise SampleRefused("tube-sealed", f"tube {self.barcode} is {self.state.value}")
         if self.count == 0:
             raise SampleRefused("tube-empty", f"tube {self.barcode} holds no sample")
-        self.state = TubeState.SEALED
+        self.move(TubeState.SEALED)

@@ -7,12 +7,14 @@ path function returns, or rolls back on any error, before the answer is sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from screening.config import Settings
+from screening.errors import DatabaseUnavailable
 from screening.limits import heavy_slot
 
 log = logging.getLogger(__name__)
@@ -323,3 +326,44 @@ async def raw_connection(session: AsyncSession) -> Any:
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     return raw.driver_connection
+
+
+# deadlock_detected, serialization_failure: the transaction lost a race and did nothing
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+RETRY_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+class RetryTransaction(Exception):
+    """A service read something a concurrent request changed before it could lock it
+    (e.g. a brand-new tube created by another scan in between): run the whole
+    request transaction again."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryTransaction):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
+        RETRYABLE_SQLSTATES
+    )
+
+
+async def retrying(session: AsyncSession, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` (all of a request's database work) and, when it loses a race the
+    database or the service detects (a deadlock, a serialization failure,
+    :class:`RetryTransaction`), roll the session back and run it again, a few times
+    with a short random pause. Still losing after that is a ``503`` with
+    ``Retry-After``, never a 500. Costs nothing on the way when nothing goes wrong."""
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            await session.rollback()
+            log.info("transaction retried after %s (attempt %d)", type(exc).__name__, attempt)
+            if attempt == RETRY_ATTEMPTS:
+                raise DatabaseUnavailable("the database is busy; try again shortly") from exc
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -205,8 +205,20 @@ def route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+def _lost_a_race(exc: BaseException) -> bool:
+    """A deadlock or serialization failure that escaped a service's own retry."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
+        "40P01",
+        "40001",
+    )
+
+
 def unhandled_problem(exc: BaseException, method: str, route: str) -> AppError:
     """The answer to an exception nothing else handled, logged once."""
+    if _lost_a_race(exc):
+        # a deadlock or serialization failure that escaped a service's own retry
+        log.warning("transaction lost a race during %s %s: %s", method, route, type(exc).__name__)
+        return DatabaseUnavailable("the database is busy; try again shortly")
     if is_database_unavailable(exc):
         log.warning("database unavailable during %s %s: %s", method, route, type(exc).__name__)
         return DatabaseUnavailable()

@@ -10,7 +10,6 @@ be handed the first one's code (and so their results).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from stdnum.iso7064 import mod_37_36
 
 from screening.errors import Conflict, NotFound, Unprocessable
 from screening.privacy import Vault, mask_address, mask_id_number, mask_name, mask_phone
 from screening.reference.models import District, SamplingPoint
+from screening.residents.codes import is_resident_code, new_resident_code
 from screening.residents.identity import (
     InvalidIdNumber,
     normalize_id_number,
@@ -33,8 +32,6 @@ from screening.residents.identity import (
 from screening.residents.models import Resident
 from screening.residents.schemas import DistrictChoice, ResidentCode, ResidentCreate, ResidentRead
 
-CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: nothing to misread
-CODE_RANDOM_CHARS = 13
 NAME_MAX = 100
 COMMUNITY_MAX = 64
 ADDRESS_MAX = 200
@@ -54,26 +51,6 @@ class IdentityConflict(Conflict):
 
 class BadResidentCode(Unprocessable):
     type, title = "bad-resident-code", "Resident code check character wrong"
-
-
-def new_resident_code() -> str:
-    """An opaque random personal code (65 bits) with a check character.
-
-    Never derived from the ID number: a code leaks nothing about its holder.
-    """
-    # one read of the system's randomness, cut into 5-bit digits (a census seals a
-    # million of these; a choice() per character made this its hottest line)
-    bits = int.from_bytes(secrets.token_bytes(9)) >> (72 - 5 * CODE_RANDOM_CHARS)
-    body = "".join(CODE_ALPHABET[(bits >> (5 * i)) & 31] for i in range(CODE_RANDOM_CHARS))
-    return body + mod_37_36.calc_check_digit(body, alphabet=CODE_ALPHABET)
-
-
-def is_resident_code(code: str) -> bool:
-    return (
-        len(code) == CODE_RANDOM_CHARS + 1
-        and all(c in CODE_ALPHABET for c in code)
-        and mod_37_36.is_valid(code, alphabet=CODE_ALPHABET)
-    )
 
 
 @dataclass(frozen=True, slots=True)

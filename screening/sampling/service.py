@@ -1,32 +1,38 @@
-"""Swabs into tubes: one scan at a time (the hot path), or a whole offline batch.
+"""Swabs into tubes, one scan at a time: the hot path.
 
-Both paths follow the rules of :mod:`pooling.tubes`. A single scan enforces them in
-SQL with a conditional ``UPDATE ... WHERE state = 'open' AND count < capacity``, so
-of many scans racing for a tube's last slot exactly one wins. A sync batch locks its
-tubes (``FOR UPDATE``, in serial order) and replays its events in order through the
-pure rules, then writes the outcome set-wise.
+The rules are :mod:`pooling.scan_rules` (the same the offline replay in
+:mod:`screening.sampling.sync` uses). A scan costs, when nothing is refused: one
+statement for its facts (round, person, tube, range, de-pool case, earlier tubes),
+one to claim its ``event_id`` (when it has one), one to open a brand-new tube, and
+one conditional ``UPDATE ... WHERE state = 'open' AND count < capacity`` that takes
+the slot, stores the sample and links the event, so of many scans racing for a
+tube's last slot exactly one wins. Lock order: see :mod:`screening.sampling.queries`.
 
-An ``event_id`` is claimed in ``applied_events`` before anything else is done, so the
-same event sent twice, even concurrently, is applied once; a failed attempt rolls
+An ``event_id`` is claimed in ``applied_events`` before anything is written, so the
+same event sent twice, even concurrently, is applied once; a refused attempt rolls
 its claim back with everything else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pooling.barcodes import BadBarcode as BadBarcodeValue
 from pooling.barcodes import format_barcode, parse_barcode
-from pooling.tubes import TubeKind, capacity_for
-from screening.errors import Conflict, Forbidden, NotFound, Unprocessable
-from screening.privacy import Vault, mask_id_number, mask_name
+from pooling.scan_rules import AlreadySampledRefusal, EarlierTube, Swab, swab_refusal
+from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
+from screening.db import retrying
+from screening.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from screening.privacy import Vault, mask_name
+from screening.residents.codes import normalize_resident_code, why_not_resident_code
 from screening.retests.service import actor_of, link_singles
 from screening.rounds.service import RoundClosed
-from screening.sampling.schemas import MemberRead, SampleTaken, TubeRead, TubeSealed
+from screening.sampling import queries
+from screening.sampling.events import earlier_json
+from screening.sampling.schemas import SampleTaken, ScannedResident, TubeSealed
 from screening.tokens.service import Principal
 
 
@@ -34,8 +40,27 @@ class BadBarcode(Unprocessable):
     type, title = "bad-barcode", "Bad tube barcode"
 
 
+class BadResidentCode(Unprocessable):
+    type, title = "bad-resident-code", "Bad resident code"
+
+
 class UnknownResident(NotFound):
     type, title = "unknown-resident", "Unknown resident code"
+
+
+class NeedsSingle(Conflict):
+    type, title = "needs-single", "This person must be swabbed alone"
+
+
+class AlreadySampled(Conflict):
+    type, title = "already-sampled", "This person is already in a pool tube of this round"
+
+    def __init__(self, detail: str, earlier: EarlierTube) -> None:
+        super().__init__(detail)
+        self.earlier = earlier
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "earlier": earlier_json(self.earlier)}
 
 
 class TubeFull(Conflict):
@@ -62,13 +87,26 @@ class EventReused(Conflict):
     type, title = "event-reused", "This event_id was used for another kind of event"
 
 
-REFUSALS: dict[str, type[Conflict]] = {
+REFUSALS: dict[str, type[AppError]] = {
+    "bad-barcode": BadBarcode,
+    "bad-resident-code": BadResidentCode,
+    "forbidden": Forbidden,
+    "round-closed": RoundClosed,
+    "unknown-resident": UnknownResident,
+    "needs-single": NeedsSingle,
     "tube-full": TubeFull,
     "tube-sealed": TubeSealedError,
     "already-in-tube": AlreadyInTube,
     "tube-kind-mismatch": TubeKindMismatch,
     "tube-empty": TubeEmpty,
 }
+
+
+def as_error(refused: SampleRefused) -> AppError:
+    """The problem document for a refusal of the pure rules."""
+    if isinstance(refused, AlreadySampledRefusal):
+        return AlreadySampled(refused.detail, refused.earlier)
+    return REFUSALS[refused.type](refused.detail)
 
 
 def parse_tube(barcode: str) -> int:
@@ -80,95 +118,24 @@ def parse_tube(barcode: str) -> int:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class TubeContext:
-    """What a scan needs to know, fetched in one round trip."""
-
-    round_status: str | None
-    resident_id: int | None
-    tube_exists: bool
-    tube_round: int | None
-    tube_point: int | None
-    tube_kind: str | None
-    range_point: int | None
-    district_pool: int | None
+def parse_resident_code(code: str) -> str:
+    normalized = normalize_resident_code(code)
+    why = why_not_resident_code(normalized)
+    if why is not None:
+        raise BadResidentCode(
+            f"resident code {code!r}: {why}",
+            errors=[{"loc": ["body", "resident_code"], "msg": why}],
+        )
+    return normalized
 
 
-_CONTEXT = text(
-    """
-    SELECT r.status AS round_status,
-           (SELECT id FROM residents WHERE code = :code) AS resident_id,
-           t.serial IS NOT NULL AS tube_exists, t.round_id AS tube_round,
-           t.sampling_point_id AS tube_point, t.kind AS tube_kind,
-           br.sampling_point_id AS range_point,
-           COALESCE(rd.pool_size, r.pool_size) AS district_pool
-    FROM rounds r
-    LEFT JOIN tubes t ON t.serial = :serial
-    LEFT JOIN LATERAL (
-        SELECT sampling_point_id FROM barcode_ranges
-        WHERE round_id = r.id AND first_serial <= :serial AND last_serial >= :serial
-        LIMIT 1
-    ) br ON true
-    LEFT JOIN sampling_points sp ON sp.id = br.sampling_point_id
-    LEFT JOIN round_districts rd ON rd.round_id = r.id AND rd.district_id = sp.district_id
-    WHERE r.id = :round_id
-    """
-)
+def check_scope(principal: Principal, point_id: int | None) -> None:
+    if not may_use(principal, point_id):
+        raise Forbidden("this tube belongs to another sampling point")
 
-# Any unique key: two first scans racing into one new tube can meet on the barcode's
-# index before the serial's (a tube's serial and barcode name each other), and only the
-# conflict target steps aside; the other raised a unique violation, a 500.
-_CREATE_TUBE = text(
-    """
-    INSERT INTO tubes (serial, barcode, round_id, sampling_point_id, kind, capacity, count, state)
-    VALUES (:serial, :barcode, :round_id, :point, :kind, :capacity, 0, 'open')
-    ON CONFLICT DO NOTHING
-    """
-)
 
-_TAKE_SLOT = text(
-    """
-    WITH slot AS (
-        UPDATE tubes SET count = count + 1,
-               state = CASE WHEN count + 1 >= capacity THEN 'sealed' ELSE state END,
-               sealed_at = CASE WHEN count + 1 >= capacity THEN now() ELSE sealed_at END
-        WHERE serial = :serial AND state = 'open' AND count < capacity AND kind = :kind
-        RETURNING serial, count, capacity
-    )
-    INSERT INTO samples (round_id, tube_serial, resident_id, kind, position)
-    SELECT :round_id, serial, :resident_id, :kind, count FROM slot
-    ON CONFLICT ON CONSTRAINT uq_samples_tube_resident DO NOTHING
-    RETURNING id, position, (SELECT capacity FROM slot) AS capacity
-    """
-)
-
-_WHY_REFUSED = text(
-    """
-    SELECT t.kind, t.state, t.count AS tube_count, t.capacity,
-           EXISTS (SELECT 1 FROM samples s WHERE s.tube_serial = t.serial
-                   AND s.resident_id = :resident_id) AS member
-    FROM tubes t WHERE t.serial = :serial
-    """
-)
-
-_CLAIM_EVENT = text(
-    """
-    INSERT INTO applied_events (round_id, event_id, type, tube_serial)
-    VALUES (:round_id, :event_id, :type, :serial)
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-    """
-)
-
-_REPLAY = text(
-    """
-    SELECT e.type, t.barcode, t.kind, t.capacity, t.count AS tube_count, s.position
-    FROM applied_events e
-    JOIN tubes t ON t.serial = e.tube_serial
-    LEFT JOIN samples s ON s.id = e.sample_id
-    WHERE e.round_id = :round_id AND e.event_id = :event_id
-    """
-)
+def may_use(principal: Principal, point_id: int | None) -> bool:
+    return principal.role != "sampler" or principal.sampling_point_id == point_id
 
 
 async def claim_event(
@@ -176,12 +143,13 @@ async def claim_event(
 ) -> Any | None:
     """Claim ``event_id``; None when it is new, else the stored outcome to replay."""
     claimed = await session.scalar(
-        _CLAIM_EVENT, {"round_id": round_id, "event_id": event_id, "type": type_, "serial": serial}
+        queries.CLAIM_EVENT,
+        {"round_id": round_id, "event_id": event_id, "type": type_, "serial": serial},
     )
     if claimed is not None:
         return None
     previous = (
-        await session.execute(_REPLAY, {"round_id": round_id, "event_id": event_id})
+        await session.execute(queries.REPLAY, {"round_id": round_id, "event_id": event_id})
     ).first()
     assert previous is not None
     if previous.type != type_:
@@ -189,27 +157,10 @@ async def claim_event(
     return previous
 
 
-def check_scope(principal: Principal, point_id: int | None) -> None:
-    if principal.role == "sampler" and principal.sampling_point_id != point_id:
-        raise Forbidden("this tube belongs to another sampling point")
-
-
-async def load_context(
-    session: AsyncSession, round_id: int, serial: int, resident_code: str
-) -> TubeContext:
-    row = (
-        await session.execute(
-            _CONTEXT, {"round_id": round_id, "serial": serial, "code": resident_code}
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no round {round_id}")
-    return TubeContext(**row._mapping)
-
-
 async def take_sample(
     session: AsyncSession,
     principal: Principal,
+    vault: Vault,
     *,
     round_id: int,
     tube: str,
@@ -217,12 +168,38 @@ async def take_sample(
     kind: str,
     event_id: str | None,
 ) -> SampleTaken:
+    """Put one resident's swab into a tube; a full tube seals itself."""
     serial = parse_tube(tube)
+    code = parse_resident_code(resident_code)
+    return await retrying(
+        session,
+        lambda: _take_sample(
+            session, principal, vault, round_id, serial, code, TubeKind(kind), event_id
+        ),
+    )
+
+
+async def _take_sample(
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    round_id: int,
+    serial: int,
+    code: str,
+    kind: TubeKind,
+    event_id: str | None,
+) -> SampleTaken:
     barcode = format_barcode(serial)
-    tube_kind = TubeKind(kind)
-    ctx = await load_context(session, round_id, serial, resident_code)
+    ctx = (
+        await session.execute(
+            queries.SCAN_CONTEXT, {"round_id": round_id, "serial": serial, "code": code}
+        )
+    ).first()
+    if ctx is None:
+        raise NotFound(f"no round {round_id}")
     point = ctx.tube_point if ctx.tube_exists else ctx.range_point
-    if (ctx.tube_exists and ctx.tube_round != round_id) or point is None:
+    issued = point is not None and (not ctx.tube_exists or ctx.tube_round == round_id)
+    if not issued:
         raise BadBarcode(f"tube {barcode} was not issued for round {round_id}")
     check_scope(principal, point)
     if event_id is not None:
@@ -234,185 +211,120 @@ async def take_sample(
                 count=previous.position,
                 capacity=previous.capacity,
                 full=previous.position >= previous.capacity,
+                resident=_scanned(vault, previous.name_enc),
             )
-    if ctx.round_status != "open":
-        raise RoundClosed(f"round {round_id} is closed")
-    if ctx.resident_id is None:
-        raise UnknownResident("no resident with this code; register them first")
+    swab = Swab(
+        barcode=barcode,
+        kind=kind,
+        issued=True,
+        own_point=True,
+        at=datetime.now(UTC),
+        closed_at=ctx.closed_at if ctx.round_status != "open" else None,
+        resident_id=ctx.resident_id,
+        needs_single=bool(ctx.needs_single),
+        earlier=(
+            EarlierTube(ctx.earlier_tube, ctx.earlier_point, ctx.earlier_at)
+            if ctx.earlier_tube is not None
+            else None
+        ),
+    )
+    slots = (
+        TubeSlots(
+            barcode,
+            TubeKind(ctx.tube_kind),
+            ctx.tube_capacity,
+            ctx.tube_count,
+            TubeState(ctx.tube_state),
+            {ctx.resident_id} if ctx.member else set(),
+        )
+        if ctx.tube_exists
+        else None
+    )
+    refused = swab_refusal(swab, slots)
+    if refused is not None:
+        raise as_error(refused)
     if not ctx.tube_exists:
-        assert ctx.district_pool is not None
         await session.execute(
-            _CREATE_TUBE,
+            queries.CREATE_TUBE,
             {
                 "serial": serial,
                 "barcode": barcode,
                 "round_id": round_id,
                 "point": point,
-                "kind": tube_kind.value,
-                "capacity": capacity_for(tube_kind, ctx.district_pool),
+                "kind": kind.value,
+                "capacity": capacity_for(kind, ctx.district_pool),
             },
         )
     params = {
         "serial": serial,
         "round_id": round_id,
         "resident_id": ctx.resident_id,
-        "kind": tube_kind.value,
+        "kind": kind.value,
+        "event_id": event_id,
     }
-    row = (await session.execute(_TAKE_SLOT, params)).first()
+    row = (await session.execute(queries.TAKE_SLOT, params)).first()
     if row is None:
-        raise await _refusal(session, serial, barcode, ctx.resident_id, tube_kind)
-    if tube_kind is TubeKind.SINGLE:
+        raise await _refusal(session, serial, ctx.resident_id, kind)
+    if kind is TubeKind.SINGLE:
         await link_singles(session, [row.id], actor_of(principal))
-    if event_id is not None:
-        await session.execute(
-            text(
-                "UPDATE applied_events SET sample_id = :sample_id"
-                " WHERE round_id = :round_id AND event_id = :event_id"
-            ),
-            {"sample_id": row.id, "round_id": round_id, "event_id": event_id},
-        )
     return SampleTaken(
         tube=barcode,
-        kind=tube_kind.value,
+        kind=kind.value,
         count=row.position,
         capacity=row.capacity,
         full=row.position >= row.capacity,
+        resident=_scanned(vault, ctx.name_enc),
     )
 
 
+def _scanned(vault: Vault, name_enc: bytes | None) -> ScannedResident | None:
+    return ScannedResident(name_masked=mask_name(vault.decrypt(name_enc))) if name_enc else None
+
+
 async def _refusal(
-    session: AsyncSession, serial: int, barcode: str, resident_id: int, kind: TubeKind
-) -> Conflict:
-    """Why the slot could not be taken (the caller raises it and the request rolls back)."""
-    why = (
-        await session.execute(_WHY_REFUSED, {"serial": serial, "resident_id": resident_id})
+    session: AsyncSession, serial: int, resident_id: int, kind: TubeKind
+) -> AppError:
+    """Why the slot could not be taken after all (another scan got there first): the
+    tube as it is now, read by the same rule. The caller raises it; the request rolls back."""
+    now = (
+        await session.execute(queries.TUBE_NOW, {"serial": serial, "resident_id": resident_id})
     ).one()
-    if why.member:
-        return AlreadyInTube(f"this person is already in tube {barcode}")
-    if why.kind != kind.value:
-        return TubeKindMismatch(f"tube {barcode} is a {why.kind} tube")
-    if why.tube_count >= why.capacity:
-        return TubeFull(f"tube {barcode} already holds {why.tube_count} of {why.capacity}")
-    return TubeSealedError(f"tube {barcode} is {why.state}")
-
-
-_SEAL = text(
-    """
-    UPDATE tubes SET state = 'sealed', sealed_at = now()
-    WHERE serial = :serial AND round_id = :round_id AND state = 'open' AND count > 0
-    RETURNING count
-    """
-)
+    slots = TubeSlots(
+        now.barcode,
+        TubeKind(now.kind),
+        now.capacity,
+        now.tube_count,
+        TubeState(now.state),
+        {resident_id} if now.member else set(),
+    )
+    refused = slots.refusal(resident_id, kind)
+    if refused is None:  # the tube changed again since; the scan can simply be sent again
+        return TubeSealedError(f"tube {now.barcode} changed while this scan was taken; scan again")
+    return as_error(refused)
 
 
 async def seal_tube(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    round_id: int,
-    tube: str,
-    event_id: str | None = None,
+    session: AsyncSession, principal: Principal, *, round_id: int, tube: str
 ) -> TubeSealed:
-    """Seal by hand. Sealing an already sealed tube answers as the first time did."""
+    """Seal by hand (also after the round closed: the last tubes of the day still go
+    out). Sealing an already sealed tube answers as the first time did."""
     serial = parse_tube(tube)
+    return await retrying(session, lambda: _seal_tube(session, principal, round_id, serial))
+
+
+async def _seal_tube(
+    session: AsyncSession, principal: Principal, round_id: int, serial: int
+) -> TubeSealed:
     barcode = format_barcode(serial)
-    row = (
-        await session.execute(
-            text(
-                "SELECT t.round_id, t.sampling_point_id, t.state, t.count AS tube_count,"
-                " (SELECT status FROM rounds WHERE id = :round_id) AS round_status"
-                " FROM tubes t WHERE t.serial = :serial FOR UPDATE"
-            ),
-            {"serial": serial, "round_id": round_id},
-        )
-    ).first()
+    row = (await session.execute(queries.LOCK_TUBE_FOR_SEAL, {"serial": serial})).first()
     if row is None or row.round_id != round_id:
         raise NotFound(f"tube {barcode} has no sample in round {round_id}")
     check_scope(principal, row.sampling_point_id)
-    if event_id is not None:
-        previous = await claim_event(session, round_id, event_id, "seal", serial)
-        if previous is not None:
-            return TubeSealed(tube=barcode, count=previous.tube_count)
     if row.state == "sealed":
         return TubeSealed(tube=barcode, count=row.tube_count)
     if row.state != "open":
         raise TubeSealedError(f"tube {barcode} is already {row.state}")
-    if row.round_status != "open":
-        raise RoundClosed(f"round {round_id} is closed")
-    count = await session.scalar(_SEAL, {"serial": serial, "round_id": round_id})
+    count = await session.scalar(queries.SEAL, {"serial": serial, "round_id": round_id})
     if count is None:
         raise TubeEmpty(f"tube {barcode} holds no sample")
     return TubeSealed(tube=barcode, count=count)
-
-
-_TUBE = text(
-    """
-    SELECT t.barcode, t.round_id, t.kind, t.state, t.count AS tube_count, t.capacity, t.opened_at,
-           t.sealed_at, t.received_at, t.sampling_point_id, sp.code AS point_code,
-           sp.address AS point_address, b.barcode AS box, l.code AS lab,
-           res.call, res.version, res.resulted_at, res.plate, res.well, res.ct
-    FROM tubes t
-    LEFT JOIN results res ON res.tube_serial = t.serial AND res.version = t.result_version
-    JOIN sampling_points sp ON sp.id = t.sampling_point_id
-    LEFT JOIN boxes b ON b.id = t.box_id
-    LEFT JOIN labs l ON l.id = COALESCE(t.lab_id, b.lab_id)
-    WHERE t.serial = :serial
-    """
-)
-
-_TUBE_MEMBERS = text(
-    """
-    SELECT s.position, s.sampled_at, r.code, r.id_enc, r.name_enc
-    FROM samples s JOIN residents r ON r.id = s.resident_id
-    WHERE s.tube_serial = :serial ORDER BY s.position
-    """
-)
-
-
-async def read_tube(
-    session: AsyncSession, principal: Principal, vault: Vault, *, round_id: int, tube: str
-) -> TubeRead:
-    """A tube's state and its members, masked."""
-    serial = parse_tube(tube)
-    row = (await session.execute(_TUBE, {"serial": serial})).first()
-    if row is None or row.round_id != round_id:
-        raise NotFound(f"tube {format_barcode(serial)} has no sample in round {round_id}")
-    check_scope(principal, row.sampling_point_id)
-    members = [
-        MemberRead(
-            position=m.position,
-            resident_code=m.code,
-            sampled_at=m.sampled_at,
-            name_masked=mask_name(vault.decrypt(m.name_enc)),
-            id_masked=mask_id_number(vault.decrypt(m.id_enc)),
-        )
-        for m in (await session.execute(_TUBE_MEMBERS, {"serial": serial})).all()
-    ]
-    return TubeRead(
-        tube=row.barcode,
-        round_id=row.round_id,
-        kind=row.kind,
-        state=row.state,
-        count=row.tube_count,
-        capacity=row.capacity,
-        sampling_point=row.point_code,
-        sampling_point_address=row.point_address,
-        opened_at=row.opened_at,
-        sealed_at=row.sealed_at,
-        box=row.box,
-        lab=row.lab,
-        received_at=row.received_at,
-        members=members,
-        result=(
-            {
-                "call": row.call,
-                "version": row.version,
-                "resulted_at": row.resulted_at,
-                "plate": row.plate,
-                "well": row.well,
-                "ct": row.ct,
-            }
-            if row.call is not None
-            else None
-        ),
-    )

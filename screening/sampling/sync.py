@@ -1,223 +1,123 @@
 """Offline batches (``POST /rounds/{id}/sync``): a phone that lost its network sends
 everything it scanned, in order, with an ``event_id`` each.
 
+Every event is accounted for: applied, a duplicate, or rejected alone with its reason.
 The batch is applied in a constant number of statements, whatever its size:
-1. claim every new ``event_id`` (the rest are duplicates, answered as such);
-2. create the tubes seen for the first time, then lock every tube of the batch
-   (``FOR UPDATE``, in serial order, so two batches never deadlock);
-3. replay the events in order through :class:`pooling.tubes.TubeSlots`;
-4. write samples, tube counts and states set-wise, and release the claims of the
-   events that were refused, so they can be sent again once fixed.
-One bad event is rejected alone, with its reason; it never blocks the rest.
+1. read each event on its own (:mod:`screening.sampling.events`);
+2. claim every new ``event_id`` (the rest are duplicates, answered as such);
+3. find or register the walk-ins (events carrying ``resident`` instead of a code);
+4. read the people (code, open de-pool case, earlier live pool tube) and the ranges;
+5. lock every existing tube of the batch ``FOR UPDATE`` in serial order (tube rows
+   before counter rows: the lock order of :mod:`screening.sampling.queries`);
+6. replay the events in order through :func:`pooling.scan_rules.swab_refusal` and
+   :class:`pooling.tubes.TubeSlots`, the rules the online scan uses;
+7. write set-wise: the tubes the batch opened (only those with an applied swab: a
+   rejected event creates nothing), the samples, the tube counts and states; release
+   the claims of refused events (so they can be sent again once fixed) and forget
+   walk-ins registered only for refused events.
+A deadlock, or a tube opened by someone else between 5 and 7, runs it all again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER, TEXT, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pooling.barcodes import BadBarcode, format_barcode, parse_barcode
+from pooling.barcodes import format_barcode
+from pooling.scan_rules import EarlierTube, Swab, swab_refusal
 from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
+from screening.db import RetryTransaction, retrying
 from screening.errors import NotFound
+from screening.privacy import Vault
 from screening.retests.service import actor_of, link_singles
-from screening.sampling.schemas import SyncAnswer, SyncEvent, SyncRejection
+from screening.sampling import queries
+from screening.sampling.events import Event, Outcome, read_events
+from screening.sampling.schemas import SyncAnswer, WalkInRegistered
+from screening.sampling.service import may_use
+from screening.sampling.walkins import walk_ins, walk_ins_sent_before
 from screening.tokens.service import Principal
 
-
-@dataclass(slots=True)
-class _Event:
-    event_id: str
-    type: str
-    serial: int
-    at: datetime
-    resident_code: str | None = None
-    kind: TubeKind = TubeKind.POOL
-
-
-@dataclass(slots=True)
-class _Outcome:
-    rejected: list[SyncRejection] = field(default_factory=list)
-    duplicates: int = 0
-
-    def reject(self, event_id: str, type_: str, detail: str) -> None:
-        self.rejected.append(SyncRejection(event_id=event_id, type=type_, detail=detail))
-
-
-def _parse(raw: SyncEvent, now: datetime, outcome: _Outcome) -> _Event | None:
-    if not raw.event_id:
-        outcome.reject("", "invalid-request", "event_id is required")
-        return None
-    if raw.type not in ("sample", "seal"):
-        outcome.reject(raw.event_id, "invalid-request", "type must be 'sample' or 'seal'")
-        return None
-    try:
-        serial = parse_barcode(raw.tube)
-    except BadBarcode as exc:
-        outcome.reject(raw.event_id, "bad-barcode", f"tube {raw.tube!r}: {exc}")
-        return None
-    at = now
-    if raw.at:
-        try:
-            at = datetime.fromisoformat(raw.at)
-        except ValueError:
-            outcome.reject(raw.event_id, "invalid-request", "at must be ISO 8601 with an offset")
-            return None
-        if at.tzinfo is None:
-            outcome.reject(raw.event_id, "invalid-request", "at must carry a UTC offset")
-            return None
-        at = min(at, now)
-    event = _Event(raw.event_id, raw.type, serial, at)
-    if raw.type == "sample":
-        if not raw.resident_code:
-            outcome.reject(raw.event_id, "invalid-request", "a sample event needs resident_code")
-            return None
-        if raw.kind not in (None, "pool", "single"):
-            outcome.reject(raw.event_id, "invalid-request", "kind must be 'pool' or 'single'")
-            return None
-        event.resident_code = raw.resident_code
-        event.kind = TubeKind(raw.kind or "pool")
-    return event
-
-
-_CLAIM = text(
-    """
-    INSERT INTO applied_events (round_id, event_id, type, tube_serial)
-    SELECT :round_id, e.event_id, e.type, e.serial
-    FROM unnest(:event_ids, :types, :serials) AS e(event_id, type, serial)
-    ORDER BY e.event_id
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-    """
-).bindparams(
-    bindparam("event_ids", type_=ARRAY(TEXT)),
-    bindparam("types", type_=ARRAY(TEXT)),
-    bindparam("serials", type_=ARRAY(BIGINT)),
-)
+_ROUND = text("SELECT status, closed_at FROM rounds WHERE id = :id")
 
 _RANGES = text(
     """
-    SELECT s.serial, br.sampling_point_id AS point, COALESCE(rd.pool_size, r.pool_size) AS pool
+    SELECT s.serial, br.sampling_point_id AS point, sp.code AS point_code,
+           d.code AS district, COALESCE(rd.pool_size, r.pool_size) AS pool
     FROM unnest(:serials) AS s(serial)
     JOIN rounds r ON r.id = :round_id
     JOIN barcode_ranges br ON br.round_id = r.id
          AND br.first_serial <= s.serial AND br.last_serial >= s.serial
     JOIN sampling_points sp ON sp.id = br.sampling_point_id
+    JOIN districts d ON d.id = sp.district_id
     LEFT JOIN round_districts rd ON rd.round_id = r.id AND rd.district_id = sp.district_id
     """
 ).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
 
-_CREATE_TUBES = text(
-    """
-    INSERT INTO tubes (serial, barcode, round_id, sampling_point_id, kind, capacity, count, state)
-    SELECT t.serial, lpad(t.serial::text, 13, '0') || t.check_digit, :round_id, t.point,
-           t.kind, t.capacity, 0, 'open'
-    FROM unnest(:serials, :check_digits, :points, :kinds, :capacities)
-         AS t(serial, check_digit, point, kind, capacity)
-    ORDER BY t.serial
-    ON CONFLICT DO NOTHING
-    """
-).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)),
-    bindparam("check_digits", type_=ARRAY(TEXT)),
-    bindparam("points", type_=ARRAY(INTEGER)),
-    bindparam("kinds", type_=ARRAY(TEXT)),
-    bindparam("capacities", type_=ARRAY(INTEGER)),
+_FORGET_RESIDENTS = text("DELETE FROM residents WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(BIGINT))
 )
 
-_LOCK_TUBES = text(
-    """
-    SELECT serial, barcode, round_id, sampling_point_id, kind, capacity, count AS tube_count,
-           state
-    FROM tubes WHERE serial = ANY(:serials) ORDER BY serial FOR UPDATE
-    """
-).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
 
-_MEMBERS = text(
-    "SELECT tube_serial, resident_id FROM samples WHERE tube_serial = ANY(:serials)"
-).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
+@dataclass(slots=True)
+class _Tube:
+    slots: TubeSlots
+    point: int
+    point_code: str
+    round_id: int
+    new: bool = False
+    opened_at: datetime | None = None
+    sealed_at: datetime | None = None
+    touched: bool = False
 
-_RESIDENTS = text("SELECT code, id FROM residents WHERE code = ANY(:codes)").bindparams(
-    bindparam("codes", type_=ARRAY(TEXT))
-)
 
-_INSERT_SAMPLES = text(
-    """
-    INSERT INTO samples (round_id, tube_serial, resident_id, kind, position, sampled_at)
-    SELECT :round_id, s.serial, s.resident_id, s.kind, s.position, s.at
-    FROM unnest(:serials, :residents, :kinds, :positions, :ats)
-         AS s(serial, resident_id, kind, position, at)
-    RETURNING id, tube_serial, resident_id
-    """
-).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)),
-    bindparam("residents", type_=ARRAY(BIGINT)),
-    bindparam("kinds", type_=ARRAY(TEXT)),
-    bindparam("positions", type_=ARRAY(INTEGER)),
-    bindparam("ats", type_=ARRAY(TIMESTAMP(timezone=True))),
-)
+@dataclass(slots=True)
+class _Batch:
+    """What the replay works on and what it decided."""
 
-_UPDATE_TUBES = text(
-    """
-    UPDATE tubes t SET count = u.count, state = u.state,
-           sealed_at = CASE WHEN u.state = 'sealed' THEN COALESCE(t.sealed_at, u.sealed_at)
-                            ELSE t.sealed_at END
-    FROM unnest(:serials, :counts, :states, :sealed_ats) AS u(serial, count, state, sealed_at)
-    WHERE t.serial = u.serial
-    """
-).bindparams(
-    bindparam("serials", type_=ARRAY(BIGINT)),
-    bindparam("counts", type_=ARRAY(INTEGER)),
-    bindparam("states", type_=ARRAY(TEXT)),
-    bindparam("sealed_ats", type_=ARRAY(TIMESTAMP(timezone=True))),
-)
-
-_LINK_EVENTS = text(
-    """
-    UPDATE applied_events e SET sample_id = u.sample_id
-    FROM unnest(:event_ids, :sample_ids) AS u(event_id, sample_id)
-    WHERE e.round_id = :round_id AND e.event_id = u.event_id
-    """
-).bindparams(
-    bindparam("event_ids", type_=ARRAY(TEXT)), bindparam("sample_ids", type_=ARRAY(BIGINT))
-)
-
-_RELEASE = text(
-    "DELETE FROM applied_events WHERE round_id = :round_id AND event_id = ANY(:event_ids)"
-).bindparams(bindparam("event_ids", type_=ARRAY(TEXT)))
+    tubes: dict[int, _Tube] = field(default_factory=dict)
+    samples: list[tuple[Event, int, int]] = field(default_factory=list)  # resident, position
+    refused: list[str] = field(default_factory=list)
 
 
 async def apply_sync(
-    session: AsyncSession, principal: Principal, round_id: int, raw_events: list[SyncEvent]
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    round_id: int,
+    raw_events: list[Any],
 ) -> SyncAnswer:
-    status = await session.scalar(
-        text("SELECT status FROM rounds WHERE id = :id"), {"id": round_id}
+    """Apply a batch in order; every event is applied, a duplicate, or rejected alone."""
+    events, read = read_events(raw_events, datetime.now(UTC))
+    return await retrying(
+        session,
+        lambda: _apply(
+            session, principal, vault, round_id, [replace(e) for e in events], read.copy()
+        ),
     )
-    if status is None:
+
+
+async def _apply(
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    round_id: int,
+    events: list[Event],
+    outcome: Outcome,
+) -> SyncAnswer:
+    rnd = (await session.execute(_ROUND, {"id": round_id})).first()
+    if rnd is None:
         raise NotFound(f"no round {round_id}")
-    now = datetime.now(UTC)
-    outcome = _Outcome()
-    events: list[_Event] = []
-    seen: set[str] = set()
-    for raw in raw_events:
-        event = _parse(raw, now, outcome)
-        if event is None:
-            continue
-        if event.event_id in seen:
-            outcome.duplicates += 1
-            continue
-        seen.add(event.event_id)
-        events.append(event)
     if not events:
         return SyncAnswer(applied=0, duplicates=outcome.duplicates, rejected=outcome.rejected)
-
     claimed = set(
         (
             await session.scalars(
-                _CLAIM,
+                queries.BATCH_CLAIM,
                 {
                     "round_id": round_id,
                     "event_ids": [e.event_id for e in events],
@@ -228,112 +128,90 @@ async def apply_sync(
         ).all()
     )
     outcome.duplicates += len(events) - len(claimed)
-    events = [e for e in events if e.event_id in claimed]
-    if status != "open":
-        for event in events:
-            outcome.reject(event.event_id, "round-closed", f"round {round_id} is closed")
-        await _release(session, round_id, [e.event_id for e in events])
-        return SyncAnswer(applied=0, duplicates=outcome.duplicates, rejected=outcome.rejected)
-
-    tubes = await _lock_tubes(session, round_id, events)
-    residents: dict[str, int] = dict(
-        (
-            await session.execute(
-                _RESIDENTS, {"codes": sorted({e.resident_code for e in events if e.resident_code})}
-            )
-        ).all()
+    known = await walk_ins_sent_before(
+        session, round_id, [e for e in events if e.walk_in and e.event_id not in claimed]
     )
-
-    new_samples: list[tuple[_Event, int, int]] = []  # event, resident id, position
-    touched: dict[int, datetime | None] = {}
-    refused: list[str] = []
-    for event in events:
-        slots, point = tubes.get(event.serial, (None, None))
-        reason = _check(event, slots, point, principal, residents, round_id)
-        if reason is None:
-            assert slots is not None
-            try:
-                if event.type == "seal":
-                    slots.seal()
-                else:
-                    resident_id = residents[event.resident_code or ""]
-                    new_samples.append((event, resident_id, slots.add(resident_id, event.kind)))
-                if slots.state is TubeState.SEALED:
-                    touched[event.serial] = touched.get(event.serial) or event.at
-                else:
-                    touched.setdefault(event.serial, None)
-                continue
-            except SampleRefused as exc:
-                reason = (exc.type, exc.detail)
-        outcome.reject(event.event_id, *reason)
-        refused.append(event.event_id)
-
-    singles = await _write(session, round_id, tubes, new_samples, touched)
-    await link_singles(session, singles, actor_of(principal))
-    await _release(session, round_id, refused)
-    applied = len(events) - len(refused)
-    return SyncAnswer(applied=applied, duplicates=outcome.duplicates, rejected=outcome.rejected)
-
-
-def _check(
-    event: _Event,
-    slots: TubeSlots | None,
-    point: int | None,
-    principal: Principal,
-    residents: dict[str, int],
-    round_id: int,
-) -> tuple[str, str] | None:
-    if slots is None:
-        if event.type == "seal":
-            return (
-                "tube-empty",
-                f"tube {format_barcode(event.serial)} holds no sample in round {round_id}",
-            )
-        return (
-            "bad-barcode",
-            f"tube {format_barcode(event.serial)} was not issued for round {round_id}",
-        )
-    if principal.role == "sampler" and principal.sampling_point_id != point:
-        return "forbidden", f"tube {slots.barcode} belongs to another sampling point"
-    if event.type == "sample" and (event.resident_code or "") not in residents:
-        return "unknown-resident", "no resident with this code; register them first"
-    return None
-
-
-async def _lock_tubes(
-    session: AsyncSession, round_id: int, events: list[_Event]
-) -> dict[int, tuple[TubeSlots, int]]:
-    """Every tube of the batch, created if new, locked, with its members."""
+    events = [e for e in events if e.event_id in claimed]
     serials = sorted({e.serial for e in events})
     ranges = {
         row.serial: row
-        for row in (
-            await session.execute(_RANGES, {"round_id": round_id, "serials": serials})
-        ).all()
+        for row in await session.execute(_RANGES, {"round_id": round_id, "serials": serials})
     }
-    first_kind: dict[int, TubeKind] = {}
+    refused: set[str] = set()
+    created = await walk_ins(session, principal, vault, events, ranges, outcome, refused)
+    people, earlier = await _people(session, round_id, events)
+    batch = _Batch(tubes=await _lock_tubes(session, serials))
+    closed_at = rnd.closed_at if rnd.status != "open" else None
     for event in events:
-        if event.type == "sample":
-            first_kind.setdefault(event.serial, event.kind)
-    fresh = [s for s in serials if s in ranges and s in first_kind]
-    if fresh:
-        await session.execute(
-            _CREATE_TUBES,
-            {
-                "round_id": round_id,
-                "serials": fresh,
-                "check_digits": [format_barcode(s)[-1] for s in fresh],
-                "points": [ranges[s].point for s in fresh],
-                "kinds": [first_kind[s].value for s in fresh],
-                "capacities": [capacity_for(first_kind[s], ranges[s].pool) for s in fresh],
-            },
+        if event.event_id in refused:
+            continue
+        reason = _replay(event, batch, ranges, people, earlier, principal, round_id, closed_at)
+        if reason is not None:
+            outcome.refuse(event, reason)
+            refused.add(event.event_id)
+    batch.refused = sorted(refused)
+    await _write(session, principal, round_id, batch)
+    used = {r for _, r, _ in batch.samples}
+    forget = [people[code][0] for code in created if people[code][0] not in used]
+    if forget:
+        await session.execute(_FORGET_RESIDENTS, {"ids": forget})
+    outcome.rejected.sort(key=lambda r: r.index)
+    return SyncAnswer(
+        applied=len(events) - len(refused),
+        duplicates=outcome.duplicates,
+        rejected=outcome.rejected,
+        registered=known
+        + [
+            WalkInRegistered(event_id=e.event_id, resident_code=e.resident_code or "")
+            for e in events
+            if e.walk_in is not None and e.event_id not in refused
+        ],
+    )
+
+
+async def _people(
+    session: AsyncSession, round_id: int, events: list[Event]
+) -> tuple[dict[str, tuple[int, bool]], dict[int, EarlierTube]]:
+    """code -> (resident id, needs single); resident id -> their live pool tube."""
+    codes = sorted({e.resident_code for e in events if e.resident_code})
+    if not codes:
+        return {}, {}
+    people = {
+        row.code: (row.id, bool(row.needs_single))
+        for row in await session.execute(queries.BATCH_RESIDENTS, {"codes": codes})
+    }
+    earlier = {
+        row.resident_id: EarlierTube(row.barcode, row.point, row.sampled_at)
+        for row in await session.execute(
+            queries.BATCH_EARLIER,
+            {"round_id": round_id, "residents": [i for i, _ in people.values()]},
         )
+    }
+    return people, earlier
+
+
+_LOCK_TUBES = text(
+    """
+    SELECT t.serial, t.barcode, t.round_id, t.sampling_point_id, sp.code AS point_code, t.kind,
+           t.capacity, t.count AS tube_count, t.state
+    FROM tubes t JOIN sampling_points sp ON sp.id = t.sampling_point_id
+    WHERE t.serial = ANY(:serials) ORDER BY t.serial FOR UPDATE OF t
+    """
+).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
+
+
+async def _lock_tubes(session: AsyncSession, serials: list[int]) -> dict[int, _Tube]:
+    """The batch's existing tubes, locked in serial order, with their members."""
     rows = (await session.execute(_LOCK_TUBES, {"serials": serials})).all()
+    if not rows:
+        return {}
     members: dict[int, set[int]] = {}
-    for tube_serial, resident_id in await session.execute(_MEMBERS, {"serials": serials}):
+    for tube_serial, resident_id in await session.execute(
+        queries.BATCH_MEMBERS, {"serials": [row.serial for row in rows]}
+    ):
         members.setdefault(tube_serial, set()).add(resident_id)
     return {
-        row.serial: (
+        row.serial: _Tube(
             TubeSlots(
                 row.barcode,
                 TubeKind(row.kind),
@@ -343,59 +221,141 @@ async def _lock_tubes(
                 members.get(row.serial, set()),
             ),
             row.sampling_point_id,
+            row.point_code,
+            row.round_id,
         )
         for row in rows
-        if row.round_id == round_id
     }
 
 
-async def _write(
-    session: AsyncSession,
+def _replay(
+    event: Event,
+    batch: _Batch,
+    ranges: dict[int, Any],
+    people: dict[str, tuple[int, bool]],
+    earlier: dict[int, EarlierTube],
+    principal: Principal,
     round_id: int,
-    tubes: dict[int, tuple[TubeSlots, int]],
-    new_samples: list[tuple[_Event, int, int]],
-    touched: dict[int, datetime | None],
-) -> list[int]:
-    """Write the new samples and tube states; answer the ids of new single samples."""
-    singles: list[int] = []
-    if new_samples:
+    closed_at: datetime | None,
+) -> SampleRefused | None:
+    """Apply one event to the batch's picture of its tubes, or say why not."""
+    barcode = format_barcode(event.serial)
+    tube = batch.tubes.get(event.serial)
+    issued = ranges.get(event.serial)
+    point: int | None
+    if tube is not None:
+        ours, point, point_code = tube.round_id == round_id, tube.point, tube.point_code
+    else:
+        ours = issued is not None
+        point, point_code = (issued.point, issued.point_code) if issued else (None, "")
+    if event.type == "seal":
+        if not ours:
+            return SampleRefused("bad-barcode", f"tube {barcode} was not issued for this round")
+        if not may_use(principal, point):
+            return SampleRefused("forbidden", f"tube {barcode} belongs to another sampling point")
+        if tube is None:
+            return SampleRefused("tube-empty", f"tube {barcode} holds no sample in this round")
+        try:
+            tube.slots.seal()
+        except SampleRefused as exc:
+            return exc
+        _touch(tube, event.at)
+        return None
+    person = people.get(event.resident_code or "")
+    resident_id = person[0] if person else None
+    swab = Swab(
+        barcode=barcode,
+        kind=event.kind,
+        issued=ours,
+        own_point=may_use(principal, point),
+        at=event.at,
+        closed_at=closed_at,
+        resident_id=resident_id,
+        needs_single=bool(person and person[1]),
+        earlier=earlier.get(resident_id) if resident_id is not None else None,
+    )
+    refused = swab_refusal(swab, tube.slots if tube is not None else None)
+    if refused is not None:
+        return refused
+    assert resident_id is not None and point is not None
+    if tube is None:
+        assert issued is not None
+        capacity = capacity_for(event.kind, issued.pool)
+        slots = TubeSlots(barcode, event.kind, capacity, 0, TubeState.OPEN, set())
+        tube = _Tube(slots, point, point_code, round_id, new=True, opened_at=event.at)
+        batch.tubes[event.serial] = tube
+    position = tube.slots.add(resident_id, event.kind)
+    batch.samples.append((event, resident_id, position))
+    _touch(tube, event.at)
+    if event.kind is TubeKind.POOL:
+        earlier.setdefault(resident_id, EarlierTube(barcode, point_code, event.at))
+    return None
+
+
+def _touch(tube: _Tube, at: datetime) -> None:
+    tube.touched = True
+    if tube.slots.state is TubeState.SEALED and tube.sealed_at is None:
+        tube.sealed_at = at
+
+
+async def _write(session: AsyncSession, principal: Principal, round_id: int, batch: _Batch) -> None:
+    """Write what the replay decided, set-wise, in the lock order (tubes, then counters)."""
+    new = sorted(s for s, t in batch.tubes.items() if t.new)
+    if new:
+        inserted = await session.scalars(
+            queries.BATCH_CREATE_TUBES,
+            {
+                "round_id": round_id,
+                "serials": new,
+                "barcodes": [batch.tubes[s].slots.barcode for s in new],
+                "points": [batch.tubes[s].point for s in new],
+                "kinds": [batch.tubes[s].slots.kind.value for s in new],
+                "capacities": [batch.tubes[s].slots.capacity for s in new],
+                "counts": [batch.tubes[s].slots.count for s in new],
+                "states": [batch.tubes[s].slots.state.value for s in new],
+                "opened_ats": [batch.tubes[s].opened_at for s in new],
+                "sealed_ats": [batch.tubes[s].sealed_at for s in new],
+            },
+        )
+        if len(inserted.all()) != len(new):
+            raise RetryTransaction("a tube of the batch was opened by another request meanwhile")
+    if batch.samples:
         rows = (
             await session.execute(
-                _INSERT_SAMPLES,
+                queries.BATCH_INSERT_SAMPLES,
                 {
                     "round_id": round_id,
-                    "serials": [e.serial for e, _, _ in new_samples],
-                    "residents": [r for _, r, _ in new_samples],
-                    "kinds": [e.kind.value for e, _, _ in new_samples],
-                    "positions": [p for _, _, p in new_samples],
-                    "ats": [e.at for e, _, _ in new_samples],
+                    "serials": [e.serial for e, _, _ in batch.samples],
+                    "residents": [r for _, r, _ in batch.samples],
+                    "kinds": [e.kind.value for e, _, _ in batch.samples],
+                    "positions": [p for _, _, p in batch.samples],
+                    "ats": [e.at for e, _, _ in batch.samples],
                 },
             )
         ).all()
         ids = {(row.tube_serial, row.resident_id): row.id for row in rows}
-        singles = [ids[(e.serial, r)] for e, r, _ in new_samples if e.kind is TubeKind.SINGLE]
         await session.execute(
-            _LINK_EVENTS,
+            queries.BATCH_LINK_EVENTS,
             {
                 "round_id": round_id,
-                "event_ids": [e.event_id for e, _, _ in new_samples],
-                "sample_ids": [ids[(e.serial, r)] for e, r, _ in new_samples],
+                "event_ids": [e.event_id for e, _, _ in batch.samples],
+                "sample_ids": [ids[(e.serial, r)] for e, r, _ in batch.samples],
             },
         )
-    if touched:
-        serials = sorted(touched)
+        singles = [ids[(e.serial, r)] for e, r, _ in batch.samples if e.kind is TubeKind.SINGLE]
+        await link_singles(session, singles, actor_of(principal))
+    old = sorted(s for s, t in batch.tubes.items() if t.touched and not t.new)
+    if old:
         await session.execute(
-            _UPDATE_TUBES,
+            queries.BATCH_UPDATE_TUBES,
             {
-                "serials": serials,
-                "counts": [tubes[s][0].count for s in serials],
-                "states": [tubes[s][0].state.value for s in serials],
-                "sealed_ats": [touched[s] for s in serials],
+                "serials": old,
+                "counts": [batch.tubes[s].slots.count for s in old],
+                "states": [batch.tubes[s].slots.state.value for s in old],
+                "sealed_ats": [batch.tubes[s].sealed_at for s in old],
             },
         )
-    return singles
-
-
-async def _release(session: AsyncSession, round_id: int, event_ids: list[str]) -> None:
-    if event_ids:
-        await session.execute(_RELEASE, {"round_id": round_id, "event_ids": event_ids})
+    if batch.refused:
+        await session.execute(
+            queries.BATCH_RELEASE, {"round_id": round_id, "event_ids": batch.refused}
+        )

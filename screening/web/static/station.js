@@ -1,277 +1,393 @@
-// Sampling station: scan a tube, then residents' codes; works without a network.
-// Every scan becomes an event (with its own event_id) in a queue kept in IndexedDB,
-// then goes out through POST /rounds/{id}/sync whenever the service answers, so a
-// reload, a dead network or a stopped service loses nothing and doubles nothing.
-// Capacity and "already in this tube" are checked here, offline too.
+// Sampling station: scan a tube, then residents' codes (or register a walk-in); works
+// without a network.
+// Online, each scan goes straight to POST /rounds/{id}/samples with its own event_id:
+// the clerk sees the masked name and the service's count, or the refusal, before the
+// swab. Offline (or while older scans wait), a scan is checked here (check character,
+// capacity, already in this tube) and queued in IndexedDB; the queue goes out through
+// POST /rounds/{id}/sync and an event leaves the device only once the service has
+// accounted for it: applied, duplicate, or refused (then it is kept in the refused list
+// with a Chinese sentence saying what to do). A whole batch refused keeps every event.
 "use strict";
 (function () {
   const API = "/api/v1";
+  const R = window.StationRules, S = window.StationStore, V = window.StationVoice, Refused = window.StationRefused;
   const $ = (sel) => document.querySelector(sel);
-  const BARCODE = /^\d{14}$/;
   const state = JSON.parse(localStorage.getItem("station.state") || "{}");
-  let db = null;
-  let flushing = false;
+  let online = false, flushing = null, scanning = false, batchSize = 500, lane = Promise.resolve();
 
   function save() { localStorage.setItem("station.state", JSON.stringify(state)); }
+  function exclusive(fn) { const p = lane.then(fn); lane = p.catch(() => {}); return p; }
+  const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
 
-  function openDb() {
-    return new Promise((resolve, reject) => {
-      const req = indexedDB.open("station", 1);
-      req.onupgradeneeded = () => {
-        req.result.createObjectStore("queue", { keyPath: "seq", autoIncrement: true });
-        req.result.createObjectStore("tubes", { keyPath: "barcode" });
-      };
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-  }
-  function store(name, mode) { return db.transaction(name, mode).objectStore(name); }
-  function request(r) { return new Promise((ok, bad) => { r.onsuccess = () => ok(r.result); r.onerror = () => bad(r.error); }); }
-
-  // ISO 7064 MOD 11-10, as on the tube labels
-  function barcodeOk(code) {
-    let p = 10;
-    for (let i = 0; i < 13; i++) {
-      let s = (Number(code[i]) + p) % 10;
-      if (s === 0) { s = 10; }
-      p = (s * 2) % 11;
-    }
-    return (11 - p) % 10 === Number(code[13]);
-  }
-
-  function beep(ok) {
-    try {
-      const ctx = new (window.AudioContext || window.webkitAudioContext)();
-      const o = ctx.createOscillator(); const g = ctx.createGain();
-      o.frequency.value = ok ? 880 : 220; o.type = ok ? "sine" : "square";
-      o.connect(g); g.connect(ctx.destination); g.gain.value = 0.15;
-      o.start(); o.stop(ctx.currentTime + (ok ? 0.08 : 0.4));
-    } catch (e) { /* no sound on this device */ }
-  }
-  function say(text, kind) {
+  // ---- what the clerk sees and hears
+  function say(text, kind, next) {
     const m = $("#message"); m.textContent = text; m.className = "message " + (kind || "");
+    $("#next").textContent = next || "";
     const panel = $("#tube-panel");
     panel.classList.remove("flash-ok", "flash-bad"); void panel.offsetWidth;
-    if (kind === "ok" || kind === "bad") { panel.classList.add(kind === "ok" ? "flash-ok" : "flash-bad"); beep(kind === "ok"); }
+    if (kind === "ok" || kind === "bad") { panel.classList.add("flash-" + kind); V.beep(kind === "ok"); }
   }
-
-  async function pending() {
-    const n = await request(store("queue", "readonly").count());
+  function refuse(type, extra) {
+    const p = R.problemText(type);
+    say(p.what + (extra || ""), "bad", p.next);
+    V.speak(p.what);
+  }
+  function setNet(up) {
+    online = up;
+    const n = $("#net"); n.textContent = up ? "在线" : "离线"; n.className = "pill " + (up ? "ok" : "warn");
+  }
+  async function showPending() {
+    const n = await S.queueSize();
     $("#pending").textContent = n;
+    $("#pending-pill").className = "pill " + (n ? "warn" : "");
     return n;
   }
-  function showTube(t) {
-    $("#tube").textContent = t ? t.barcode + (t.kind === "single" ? "(单管)" : "") : "请扫描试管条码";
-    $("#count").textContent = t ? t.members.length : 0;
-    $("#capacity").textContent = t ? t.capacity : "-";
-  }
-  function setNet(online) {
-    const n = $("#net"); n.textContent = online ? "在线" : "离线"; n.className = "pill " + (online ? "ok" : "warn");
-  }
+  function queueProblem(text) { const p = $("#queue-problem"); p.textContent = text || ""; p.hidden = !text; }
 
-  async function api(path, options) {
-    const r = await fetch(API + path, {
-      ...(options || {}),
-      headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" },
-    });
-    return r;
+  // ---- the service
+  async function api(path, options, timeoutMs) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs || 8000);
+    try {
+      return await fetch(API + path, {
+        ...(options || {}), signal: abort.signal,
+        headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" },
+      });
+    } finally { clearTimeout(timer); }
   }
-
+  async function problemOf(r) { try { return await r.json(); } catch (e) { return { type: "status-" + r.status }; } }
+  // ---- tubes: the service's count plus this device's queued scans
   function capacityFor(kind) {
     if (kind === "single") { return 1; }
-    const by = state.roundInfo && state.roundInfo.pool_size_by_district || {};
+    const by = (state.roundInfo && state.roundInfo.pool_size_by_district) || {};
     return by[state.district] || (state.roundInfo ? state.roundInfo.pool_size : 10);
   }
-
-  async function tubeRecord(barcode) {
-    let t = await request(store("tubes", "readonly").get(barcode));
-    if (t) { return t; }
-    t = { barcode, kind: $("#kind").value, capacity: capacityFor($("#kind").value), members: [], sealed: false, known: 0 };
-    try {  // online: learn what the service already holds for this tube
-      const r = await api("/rounds/" + state.round + "/tubes/" + barcode);
-      if (r.ok) {
-        const body = await r.json();
-        t.kind = body.kind; t.capacity = body.capacity; t.known = body.count;
-        t.sealed = body.state !== "open";
+  function blankTube(barcode, kind) {
+    return { barcode, kind, capacity: capacityFor(kind), served: 0, members: [], sealed: false };
+  }
+  // ``record`` is what the service last said; the view adds this device's queued scans.
+  async function tubeView(barcode) {
+    const stored = await S.tube(barcode);
+    const record = stored || blankTube(barcode, state.single ? "single" : $("#kind").value);
+    const queued = await S.queuedFor(barcode);
+    const samples = queued.filter((e) => e.type === "sample");
+    return {
+      ...record, record, fresh: !stored, pending: samples.length, count: record.served + samples.length,
+      members: [...record.members, ...samples.map((e) => e.resident_code).filter(Boolean)],
+      sealed: record.sealed || queued.some((e) => e.type === "seal"),
+    };
+  }
+  // Ask the service about a tube (an issued one not used yet is "unused"; another
+  // point's is 403, one not issued for this round 422): "ok", "offline", or "refused".
+  async function askTube(barcode) {
+    let r;
+    try { r = await api("/rounds/" + state.round + "/tubes/" + barcode, {}, 5000); } catch (e) { setNet(false); return { status: "offline" }; }
+    if (r.status >= 500) { setNet(false); return { status: "offline" }; }
+    setNet(true);
+    if (r.ok) {
+      const body = await r.json();
+      const t = await S.tube(barcode);
+      if (body.state === "unused") {  // issued to this point for this round, not used yet
+        const kind = (t && t.kind) || (state.single ? "single" : $("#kind").value);
+        await S.putTube({ ...blankTube(barcode, kind), capacity: kind === "single" ? 1 : body.capacity });
+      } else {
+        await S.putTube({ ...(t || {}), barcode, kind: body.kind, capacity: body.capacity, served: body.count, sealed: body.state !== "open", members: body.members.map((m) => m.resident_code) });
       }
-    } catch (e) { /* offline: what this device knows */ }
+      return { status: "ok" };
+    }
+    return { status: "refused", problem: await problemOf(r) };
+  }
+  async function render() {
+    const t = state.tube ? await tubeView(state.tube) : null;
+    $("#tube").textContent = t ? t.barcode + (t.kind === "single" ? "(单管)" : "") : "请扫描试管条码";
+    $("#count").textContent = t ? t.count : 0;
+    $("#capacity").textContent = t ? t.capacity : "-";
     return t;
   }
-  async function putTube(t) { await request(store("tubes", "readwrite").put(t)); }
-  function countOf(t) { return t.known + t.members.length; }
+  function showWho(name, position, capacity) {
+    $("#who").textContent = name ? name + " 第 " + position + " 位" : "";
+    const full = position >= capacity;
+    V.speak((name ? R.spokenName(name) + "," : "") + "第" + position + "位" + (full ? "。满管,请换管" : ""));
+  }
 
-  async function enqueue(event) {
-    event.event_id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
-    event.at = new Date().toISOString();
-    await request(store("queue", "readwrite").add(event));
-    await pending();
+  // ---- scanning
+  async function scan(raw) {
+    const { kind, code, idType } = R.classify(raw);
+    if (kind === "empty") { return; }
+    $("#ask").hidden = true;  // scanning on answers an open question with "no change"
+    if (kind === "tube") { return scanTube(code); }
+    if (kind === "bad-tube") { say("试管条码校验错误,请重新扫描(" + code + ")", "bad", "仍不行请换一支试管"); return; }
+    if (kind === "id-card" || kind === "bad-id-card") { Walkin.start(code, idType); return; }
+    if (kind === "bad-resident") { refuse("bad-resident-code", "(" + code + ")"); return; }
+    if (kind === "unknown") { say("无法识别的条码:" + code, "bad", "请扫描试管条码、居民码或身份证"); return; }
+    return scanResident(code);
+  }
+
+  async function scanTube(code, confirmed) {
+    if (code === state.tube) { await render(); say("已是当前试管 " + code, "ok", "请扫描居民码"); return; }
+    if (online && !flushing) {
+      const seen = await askTube(code);
+      if (seen.status === "refused") {
+        const p = seen.problem;
+        refuse(p.type, "(" + code + ")"); return;
+      }
+    }
+    const t = await tubeView(code);
+    if (t.sealed || t.count >= t.capacity) { refuse(t.sealed ? "tube-sealed" : "tube-full", "(" + code + ")"); return; }
+    const current = state.tube ? await tubeView(state.tube) : null;
+    if (!confirmed && !state.single && current && !current.sealed && current.count > 0 && current.count < current.capacity) {
+      ask("当前试管 " + current.barcode + " 已采 " + current.count + "/" + current.capacity + " 人,还没封管。先封管吗?", [
+        ["先封管,再换新管", async () => { await sealTube(); await scanTube(code, true); }],
+        ["不封管,直接换管", () => scanTube(code, true)],
+        ["取消", () => say("仍用试管 " + current.barcode, "", "请扫描居民码")],
+      ]);
+      V.beep(false); V.speak("当前试管未满,先封管吗");
+      return;
+    }
+    $("#kind").value = t.kind;
+    state.tube = code; save(); await S.putTube(t.record); await render();
+    $("#who").textContent = "";
+    if (state.single) {
+      say("已选单管 " + code, "ok", "正在为刚才这位居民登记单管");
+      await scanResident(state.single.code);
+      if (state.single) {  // refused in this tube: another single tube, or give up
+        ask("单管没有采成。换一支单管再扫描,或回到原来的混管?", [["回到混管", endSingle]]);
+      }
+      return;
+    }
+    say("已选试管 " + code, "ok", "请扫描居民码");
+  }
+
+  async function scanResident(code, walkin) {
+    if (!state.tube) { say("请先扫描试管条码", "bad", "扫描一支新试管后再扫居民码"); return; }
+    const t = await tubeView(state.tube);
+    if (code && t.members.includes(code)) { refuse("already-in-tube"); return; }
+    if (t.sealed || t.count >= t.capacity) { refuse(t.count >= t.capacity ? "tube-full" : "tube-sealed"); return; }
+    const event = { event_id: newId(), at: new Date().toISOString(), type: "sample", tube: t.barcode, kind: t.kind, round: state.round };
+    if (walkin) { event.resident = walkin; } else { event.resident_code = code; }
+    if (!walkin && online && !flushing && (await S.queueSize()) === 0) {
+      scanning = true;
+      try { if (await sampleOnline(t, event)) { return; } } finally { scanning = false; }
+    }
+    await S.enqueue(event);  // offline, or older scans still waiting: the queue keeps order
+    await showPending();
+    const view = await tubeView(t.barcode);
+    await render();
+    const name = walkin ? R.maskName(walkin.name) : "";
+    say((walkin ? "已登记无码人员 " + name + "," : "已记录 ") + view.count + "/" + view.capacity + (online ? "" : "(离线,联网后上传)"), "ok",
+      view.count >= view.capacity ? "满管,请换管" : "请扫描下一位");
+    showWho(name, view.count, view.capacity);
+    if (view.count >= view.capacity) { await tubeFilled(view, true); }
     flush();
   }
 
-  async function scan(raw) {
-    const code = raw.trim().toUpperCase();
-    if (!code) { return; }
-    if (BARCODE.test(code)) {
-      if (!barcodeOk(code)) { say("试管条码校验错误,请重新扫描 (" + code + ")", "bad"); return; }
-      const t = await tubeRecord(code);
-      if (t.sealed || countOf(t) >= t.capacity) { say("此管已封或已满,请换新管", "bad"); return; }
-      state.tube = code; save(); await putTube(t);
-      showTube({ ...t, members: Array(countOf(t)) });
-      say("已选试管 " + code + ",请扫描居民码", "ok");
-      return;
-    }
-    if (/^\d+$/.test(code)) { say("条码无法识别(位数不对):" + code, "bad"); return; }
-    if (!state.tube) { say("请先扫描试管条码", "bad"); return; }
-    const t = await tubeRecord(state.tube);
-    if (t.members.includes(code)) { say("此人已在本管中", "bad"); return; }
-    if (countOf(t) >= t.capacity) { say("试管已满,请换新管", "bad"); return; }
-    t.members.push(code);
-    await putTube(t);
-    await enqueue({ type: "sample", tube: t.barcode, resident_code: code, kind: t.kind });
-    const full = countOf(t) >= t.capacity;
-    showTube({ ...t, members: Array(countOf(t)) });
-    if (full) {
-      t.sealed = true; await putTube(t);
-      state.tube = null; save();
-      say("试管已满并封管 (" + t.capacity + "/" + t.capacity + "),请扫描新试管", "ok");
-    } else {
-      say("已登记 " + countOf(t) + "/" + t.capacity, "ok");
-    }
-  }
-
-  async function seal() {
-    if (!state.tube) { say("没有正在使用的试管", "bad"); return; }
-    const t = await tubeRecord(state.tube);
-    t.sealed = true; await putTube(t);
-    await enqueue({ type: "seal", tube: t.barcode });
-    state.tube = null; save(); showTube(null);
-    say("已封管 " + t.barcode, "ok");
-  }
-
-  async function flush() {
-    if (flushing || !state.round) { return; }
-    flushing = true;
+  // One scan straight to the service. True when the service answered (taken or refused);
+  // false when it could not be reached (the caller queues the same event_id instead).
+  async function sampleOnline(t, event) {
+    let r;
     try {
-      for (;;) {
-        const events = (await request(store("queue", "readonly").getAll())).slice(0, 500);
-        if (!events.length) { break; }
-        let r;
-        try {
-          r = await api("/rounds/" + state.round + "/sync", {
-            method: "POST",
-            body: JSON.stringify({ events: events.map(({ seq, ...e }) => e) }),
-          });
-        } catch (e) { setNet(false); break; }
-        if (r.status >= 500 || r.status === 0) { setNet(false); break; }
-        setNet(true);
-        if (r.status === 401 || r.status === 403) { say("令牌无效或无权限,请重新登录", "bad"); break; }
-        if (r.ok) {
-          const answer = await r.json();
-          for (const rej of answer.rejected) {
-            const li = document.createElement("li");
-            const ev = events.find((e) => e.event_id === rej.event_id) || {};
-            li.textContent = (ev.resident_code || ev.tube || "") + ":" + rej.type + " " + (rej.detail || "");
-            $("#refused").prepend(li);
-          }
-          if (answer.rejected.length) { say("有 " + answer.rejected.length + " 条记录被拒绝,见下方", "bad"); }
-        }
-        const tx = store("queue", "readwrite");
-        for (const e of events) { tx.delete(e.seq); }
-        await new Promise((ok) => { tx.transaction.oncomplete = ok; });
-        await pending();
-      }
-    } finally { flushing = false; }
+      r = await api("/rounds/" + state.round + "/samples", { method: "POST", body: JSON.stringify({ tube: event.tube, resident_code: event.resident_code, kind: event.kind, event_id: event.event_id }) }, 5000);
+    } catch (e) { setNet(false); return false; }
+    if (r.status >= 500 || r.status === 401) { if (r.status === 401) { relogin(); } else { setNet(false); } return false; }
+    setNet(true);
+    if (r.status === 201 || r.status === 200) {
+      const body = await r.json();
+      const record = (await S.tube(t.barcode)) || {};
+      await S.putTube({ ...record, barcode: t.barcode, kind: body.kind, capacity: body.capacity, served: body.count, sealed: Boolean(body.full) || Boolean(record.sealed), members: [...(record.members || []), event.resident_code] });
+      const name = (body.resident && body.resident.name_masked) || "";
+      await render();
+      say("已登记 " + body.count + "/" + body.capacity, "ok", body.full ? "满管,请换管" : "请扫描下一位");
+      showWho(name, body.count, body.capacity);
+      if (body.full) { await tubeFilled({ ...t, count: body.count }, false); }
+      return true;
+    }
+    const problem = await problemOf(r);
+    await askTube(t.barcode);  // the count shown is the service's, whatever was refused
+    await render();
+    $("#who").textContent = "";
+    if (problem.type === "needs-single") {
+      refuse("needs-single");
+      ask("此人必须单人单管采样。现在为此人取一支单管吗?", [
+        ["改用单管采样", () => beginSingle(event.resident_code)],
+        ["暂不采样", () => say("未采样,请下一位", "", "请扫描下一位居民码")],
+      ]);
+      return true;
+    }
+    if (["bad-barcode", "forbidden", "tube-full", "tube-sealed"].includes(problem.type)) {
+      state.tube = null; save(); await render();  // this tube takes no more: the clerk needs another
+    }
+    refuse(problem.type, problem.type === "already-sampled" ? Refused.whereWhen(problem) : "");
+    return true;
   }
 
+  async function tubeFilled(view, sendSeal) {
+    // A tube full on this device is sealed at the service too, by an event: its
+    // last swab went in, so it is capped whatever the service later refuses.
+    if (sendSeal) { await S.enqueue({ event_id: newId(), at: new Date().toISOString(), type: "seal", tube: view.barcode, round: state.round }); await showPending(); }
+    state.tube = null; save();
+    if (state.single) { await endSingle(); say("单管已采完,回到混管" + (state.tube ? " " + state.tube : ""), "ok", "请扫描下一位"); }
+    await render();
+  }
+  async function endSingle() {
+    const back = state.single && state.single.back;
+    state.single = null; state.tube = null; $("#kind").value = "pool"; save();
+    if (back) { const b = await tubeView(back); if (!b.sealed && b.count < b.capacity) { state.tube = back; save(); } }
+    await render();
+  }
+
+  function beginSingle(code) {
+    state.single = { code, back: state.tube }; state.tube = null; save();
+    $("#kind").value = "single"; render();
+    say("请扫描一支新的单管试管", "", "扫描后自动为此人登记,采完回到原混管");
+  }
+
+  async function sealTube() {
+    if (!state.tube) { say("没有正在使用的试管", "bad"); return; }
+    const t = await tubeView(state.tube);
+    if (t.count === 0) { refuse("tube-empty"); return; }
+    await S.enqueue({ event_id: newId(), at: new Date().toISOString(), type: "seal", tube: t.barcode, round: state.round });
+    state.tube = null; save(); await render(); await showPending();
+    $("#who").textContent = "";
+    say("已封管 " + t.barcode + "(" + t.count + " 人)", "ok", "请扫描新试管");
+    flush();
+  }
+
+  // ---- questions asked on the page (never window.confirm: it would stop the scanner)
+  function ask(text, choices) {
+    $("#ask-text").textContent = text;
+    const box = $("#ask-choices"); box.replaceChildren();
+    for (const [label, action] of choices) {
+      const b = document.createElement("button"); b.type = "button"; b.textContent = label;
+      b.onclick = () => { $("#ask").hidden = true; exclusive(action).then(() => $("#scan").focus()); };
+      box.appendChild(b);
+    }
+    $("#ask").hidden = false;
+  }
+
+  // ---- the queue
+  function flush() {
+    if (flushing || scanning || !state.round || !state.token) { return flushing || Promise.resolve(); }
+    flushing = flushNow().finally(() => { flushing = null; });
+    return flushing;
+  }
+  async function flushNow() {
+    for (;;) {
+      const head = await S.queued(batchSize);
+      if (!head.length) { queueProblem(""); return; }
+      const round = head[0].round || state.round;  // a batch never mixes rounds
+      const cut = head.findIndex((e) => (e.round || state.round) !== round);
+      const events = cut < 0 ? head : head.slice(0, cut);
+      let r;
+      try {
+        const body = JSON.stringify({ events: events.map(({ seq, round: _, ...e }) => e) });
+        r = await api("/rounds/" + round + "/sync", { method: "POST", body }, 20000);
+      } catch (e) { setNet(false); return; }
+      if (r.status >= 500) { setNet(false); return; }
+      setNet(true);
+      if (r.status === 413 && batchSize > 1) { batchSize = Math.ceil(batchSize / 2); continue; }
+      if (!r.ok) {  // the whole batch refused: every event stays on the device
+        const p = await problemOf(r); const t = R.problemText(p.type);
+        queueProblem("有 " + (await S.queueSize()) + " 条记录暂时没能上传:" + t.what + "。记录都保留在本机,不会丢失;" + t.next + "。");
+        if (r.status === 401) { relogin(); }
+        return;
+      }
+      const settled = await settle(events, await r.json());
+      if (!settled) { return; }
+      batchSize = 500;
+    }
+  }
+  async function settle(events, answer) {
+    const rejected = new Map((answer.rejected || []).map((x) => [x.event_id, x]));
+    const registered = new Map((answer.registered || []).map((x) => [x.event_id, x.resident_code]));
+    const complete = answer.applied + answer.duplicates + rejected.size === events.length;
+    const accounted = complete ? events : events.filter((e) => rejected.has(e.event_id));
+    const tubes = new Map(), refusedItems = [];
+    for (const e of accounted) {
+      const t = tubes.get(e.tube) || (await S.tube(e.tube)) || { barcode: e.tube, kind: e.kind || "pool", capacity: capacityFor(e.kind || "pool"), served: 0, members: [], sealed: false };
+      tubes.set(e.tube, t);
+      const no = rejected.get(e.event_id);
+      if (no) { refusedItems.push(Refused.item(e, no)); continue; }
+      if (e.type === "seal") { t.sealed = true; continue; }
+      t.served += 1;
+      const code = e.resident_code || registered.get(e.event_id);
+      if (code) { t.members.push(code); }
+      if (t.served >= t.capacity) { t.sealed = true; }
+    }
+    await S.settle(accounted, refusedItems, [...tubes.values()]);
+    if (state.tube && tubes.has(state.tube)) { await askTube(state.tube); }
+    await render(); await showPending(); await Refused.show();
+    if (refusedItems.length) {
+      const last = refusedItems[refusedItems.length - 1];
+      say("有 " + refusedItems.length + " 条记录被拒绝:" + last.what + last.extra, "bad", last.next + "(详见下方“被拒绝的记录”)");
+    } else if (registered.size) {
+      say("无码人员已登记,居民码 " + [...registered.values()].join("、"), "ok", "请扫描下一位");
+    }
+    if (!complete) { queueProblem("服务的回答与上传的记录数对不上;未确认的 " + (events.length - accounted.length) + " 条记录保留在本机,稍后重新上传。"); }
+    return complete;
+  }
+  // ---- signing in and out
   async function start() {
     const me = await api("/tokens/me").catch(() => null);
     if (me && me.ok) {
       const who = await me.json();
-      if (who.role !== "sampler") { logout("请使用采样员令牌"); return; }
+      if (who.role !== "sampler") { logout("请使用采样员令牌登录"); return; }
       state.district = who.district; state.point = who.sampling_point;
-      const rounds = await (await api("/rounds?limit=1000")).json();
-      state.rounds = rounds.items.filter((r) => r.status === "open");
-      state.labs = (await (await api("/labs?limit=1000")).json()).items.map((l) => [l.code, l.name]);
-      save();
-      setNet(true);
+      const [rounds, labs, points] = await Promise.all(["/rounds?limit=1000", "/labs?limit=1000", "/sampling-points?limit=1000"].map((p) => api(p).then((r) => r.json())));
+      // open rounds first; closed ones stay choosable (their last tubes are sealed and
+      // boxed, late offline scans and single re-tests still go to them)
+      const open = rounds.items.filter((r) => r.status === "open"), closed = rounds.items.filter((r) => r.status !== "open");
+      state.rounds = [...open, ...closed.slice(-5).reverse()];
+      state.labs = labs.items.map((l) => [l.code, l.name]);
+      state.pointName = ((points.items || []).find((p) => p.code === who.sampling_point) || {}).name || "";
+      save(); setNet(true);
     } else if (me && (me.status === 401 || me.status === 403)) {
-      logout("令牌无效"); return;
-    } else {
-      setNet(false);  // offline: carry on with what this device knows
-    }
-    $("#login").hidden = true; $("#desk").hidden = false;
-    const select = $("#round");
-    select.replaceChildren();
-    for (const r of state.rounds || []) {
-      const o = document.createElement("option"); o.value = r.id; o.textContent = r.name;
-      select.appendChild(o);
-    }
+      logout("令牌无效或已被吊销,请重新登录"); return;
+    } else { setNet(false); }  // offline: carry on with what this device knows
+    $("#login").hidden = true; $("#desk").hidden = false; $("#logout").hidden = false;
+    $("#point").textContent = "采样点 " + (state.point || "") + (state.pointName ? " " + state.pointName : "");
+    const select = $("#round"); select.replaceChildren();
+    for (const r of state.rounds || []) { const o = document.createElement("option"); o.value = r.id; o.textContent = r.name + (r.status === "open" ? "" : "(已结束)"); select.appendChild(o); }
     if (state.round) { select.value = state.round; }
     const labs = $("#lab"); labs.replaceChildren();
-    for (const [code, name] of state.labs || []) {
-      const o = document.createElement("option"); o.value = code; o.textContent = code + " " + name; labs.appendChild(o);
-    }
-    const chosen = () => {
-      state.round = Number(select.value) || null;
-      state.roundInfo = (state.rounds || []).find((r) => r.id === state.round) || null;
-      save();
-    };
-    chosen();
-    select.onchange = chosen;
-    showTube(state.tube ? await tubeRecord(state.tube).then((t) => ({ ...t, members: Array(countOf(t)) })) : null);
-    await pending();
+    for (const [code, name] of state.labs || []) { const o = document.createElement("option"); o.value = code; o.textContent = code + " " + name; labs.appendChild(o); }
+    const chosen = () => { state.round = Number(select.value) || null; state.roundInfo = (state.rounds || []).find((r) => r.id === state.round) || null; save(); };
+    chosen(); select.onchange = chosen;
+    if (state.tube && online) { await askTube(state.tube); }
+    await render(); await showPending(); await Refused.show();
     $("#scan").focus();
     flush();
   }
-  function logout(message) {
-    state.token = null; save();
+  function relogin() { logout("令牌无效或已被吊销,请重新登录;未上传的记录保留在本机"); }
+  async function logout(message) {
+    for (const key of Object.keys(state)) { delete state[key]; }
+    save();
+    $("#token").value = ""; $("#point").textContent = ""; $("#logout").hidden = true;
     $("#desk").hidden = true; $("#login").hidden = false;
-    $("#login-error").textContent = message || "";
+    const n = await S.queueSize();
+    $("#login-error").textContent = (message || "") + (n ? (message ? " " : "") + "本机还有 " + n + " 条记录未上传,已保留;用本采样点令牌登录后自动上传。" : "");
   }
 
-  $("#scan").addEventListener("keydown", async (e) => {
+  $("#scan").addEventListener("keydown", (e) => {
     if (e.key !== "Enter") { return; }
     e.preventDefault();
     const value = e.target.value; e.target.value = "";
-    await scan(value);
+    exclusive(() => scan(value));
   });
-  $("#seal").addEventListener("click", seal);
-
-  // boxes: online only (the service checks every tube is sealed and not boxed yet)
-  let boxed = [];
-  function boxSay(text, kind) { const m = $("#box-message"); m.textContent = text; m.className = "message " + (kind || ""); }
-  $("#box").addEventListener("keydown", (e) => {
-    if (e.key !== "Enter") { return; }
-    e.preventDefault(); boxed = []; $("#boxed").textContent = "0"; $("#box-tube").focus();
-    boxSay("请逐一扫描装箱试管");
-  });
-  $("#box-tube").addEventListener("keydown", (e) => {
-    if (e.key !== "Enter") { return; }
-    e.preventDefault();
-    const code = e.target.value.trim(); e.target.value = "";
-    if (!BARCODE.test(code) || !barcodeOk(code)) { boxSay("试管条码校验错误:" + code, "bad"); beep(false); return; }
-    if (!boxed.includes(code)) { boxed.push(code); beep(true); }
-    $("#boxed").textContent = boxed.length;
-  });
-  $("#dispatch").addEventListener("click", async () => {
-    const box = $("#box").value.trim();
-    if (!box || !boxed.length) { boxSay("请先扫描转运箱和试管", "bad"); return; }
-    await flush();
-    if (Number($("#pending").textContent) > 0) { boxSay("还有未上传的扫码,联网后再装箱", "bad"); return; }
-    try {
-      let r = await api("/boxes", { method: "POST", body: JSON.stringify({ barcode: box, lab: $("#lab").value, tubes: boxed }) });
-      if (!r.ok) { const p = await r.json(); boxSay("装箱失败:" + (p.detail || p.title), "bad"); beep(false); return; }
-      r = await api("/boxes/" + encodeURIComponent(box) + "/dispatch", { method: "POST", body: "{}" });
-      if (!r.ok) { const p = await r.json(); boxSay("发运失败:" + (p.detail || p.title), "bad"); beep(false); return; }
-      boxSay("已发运 " + box + "(" + boxed.length + " 管)", "ok"); beep(true);
-      boxed = []; $("#boxed").textContent = "0"; $("#box").value = "";
-    } catch (e) { boxSay("需要网络才能装箱发运", "bad"); beep(false); }
-  });
+  $("#seal").addEventListener("click", () => exclusive(sealTube));
+  $("#logout").addEventListener("click", () => logout("已退出登录"));
   $("#login").addEventListener("submit", (e) => {
-    e.preventDefault(); state.token = $("#token").value.trim(); save(); start();
+    e.preventDefault(); state.token = $("#token").value.trim(); $("#token").value = ""; save(); start();
   });
-  window.addEventListener("online", flush);
-  setInterval(flush, 3000);
+  const Walkin = window.StationWalkin.attach({ say, beep: V.beep, hasTube: () => Boolean(state.tube), take: (person) => exclusive(() => scanResident(null, person)) });
+  window.StationBox.attach({ api, flush, pendingCount: S.queueSize, beep: V.beep });
+  // Offline with nothing queued, ask now and then whether the service is back, so tube
+  // scans are checked by it again as soon as it is.
+  async function probe() {
+    if (online || flushing || !state.token) { return; }
+    try { setNet((await fetch("/healthz", { cache: "no-store" })).ok); } catch (e) { setNet(false); }
+  }
+  window.addEventListener("online", () => flush());
+  setInterval(async () => { if ((await S.queueSize()) > 0) { flush(); } else { probe(); } }, 3000);
   if ("serviceWorker" in navigator) { navigator.serviceWorker.register("/station-sw.js"); }
-  openDb().then((d) => { db = d; if (state.token) { start(); } else { logout(""); } });
+  S.open().then(() => { if (state.token) { start(); } else { logout(""); } });
 })();

@@ -181,7 +181,8 @@ class TestResampling:
 
     async def test_a_pooled_sample_does_not_count_as_a_re_test(self, scene):
         await positive_pool(scene)
-        await scene.fill(scene.barcodes["P1"][5], [0])
+        refused = await scene.sample(scene.barcodes["P1"][5], scene.codes[0])
+        assert (refused.status_code, refused.json()["type"]) == (409, "needs-single")
         [case] = await cases(scene)
         assert {m["status"] for m in case["members"]} == {"to-recall"}
 

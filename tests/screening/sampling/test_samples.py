@@ -9,6 +9,9 @@ from sqlalchemy import text
 from stdnum.iso7064 import mod_11_10
 
 from pooling.barcodes import format_barcode, parse_barcode
+from screening.residents.codes import new_resident_code
+
+UNKNOWN_CODE = new_resident_code()  # well formed, held by nobody
 
 
 def _swapped(code: str) -> str:
@@ -31,6 +34,7 @@ class TestScanIntoTube:
             "count": 1,
             "capacity": 10,
             "full": False,
+            "resident": {"name_masked": scene.names[0][0] + "*" + scene.names[0][-1]},
         }
 
     async def test_a_district_override_sets_the_capacity(self, scene):
@@ -40,7 +44,14 @@ class TestScanIntoTube:
     async def test_a_single_tube_holds_one_person_and_seals_itself(self, scene):
         tube = scene.barcodes["P1"][0]
         r = await scene.sample(tube, scene.codes[0], kind="single")
-        assert r.json() == {"tube": tube, "kind": "single", "count": 1, "capacity": 1, "full": True}
+        assert r.json() == {
+            "tube": tube,
+            "kind": "single",
+            "count": 1,
+            "capacity": 1,
+            "full": True,
+            "resident": {"name_masked": scene.names[0][0] + "*" + scene.names[0][-1]},
+        }
         r = await scene.sample(tube, scene.codes[1], kind="single")
         assert (r.status_code, r.json()["type"]) == (409, "tube-full")
 
@@ -124,10 +135,10 @@ class TestScanIntoTube:
         assert (r.status_code, r.json()["type"]) == (422, "bad-barcode")
 
     async def test_an_unknown_resident_code_is_refused(self, scene):
-        r = await scene.sample(scene.barcodes["P1"][0], "0000000000000")
+        r = await scene.sample(scene.barcodes["P1"][0], UNKNOWN_CODE)
         assert (r.status_code, r.json()["type"]) == (404, "unknown-resident")
 
-    async def test_a_closed_round_takes_no_more_samples(self, scene):
+    async def test_a_closed_round_takes_no_more_pool_samples(self, scene):
         closed = await scene.post(f"/rounds/{scene.round_id}/close", None)
         assert closed.json()["status"] == "closed"
         r = await scene.sample(scene.barcodes["P1"][0], scene.codes[0])
@@ -180,7 +191,7 @@ class TestIdempotentScans:
 
     async def test_a_refused_event_can_be_sent_again_once_fixed(self, scene):
         tube = scene.barcodes["P1"][0]
-        closed = await scene.sample(tube, "0000000000000", event_id="e-1")
+        closed = await scene.sample(tube, UNKNOWN_CODE, event_id="e-1")
         assert closed.status_code == 404
         r = await scene.sample(tube, scene.codes[0], event_id="e-1")
         assert r.status_code == 201 and r.json()["count"] == 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 from sqlalchemy import text
+
+from screening.residents.codes import new_resident_code
 
 
 def sample(event_id, tube, code, **extra):
@@ -36,8 +39,8 @@ class TestSyncBatch:
         t1, t2 = scene.barcodes["P1"][:2]
         events = [sample(f"e{i}", t1, scene.codes[i]) for i in range(10)]
         events += [sample("e10", t1, scene.codes[10])]  # the eleventh: tube full
-        events += [sample(f"f{i}", t2, scene.codes[i]) for i in range(3)] + [seal("s2", t2)]
-        events += [sample("f9", t2, scene.codes[9])]  # after the seal
+        events += [sample(f"f{i}", t2, scene.codes[i]) for i in range(11, 14)] + [seal("s2", t2)]
+        events += [sample("f9", t2, scene.codes[19])]  # after the seal
         r = await sync(scene, events)
         assert r.status_code == 200, r.text
         body = r.json()
@@ -60,21 +63,21 @@ class TestSyncBatch:
         first = await sync(scene, events)
         again = await sync(scene, events)
         assert first.json()["applied"] == 5
-        assert again.json() == {"applied": 0, "duplicates": 5, "rejected": []}
+        assert again.json() == {"applied": 0, "duplicates": 5, "rejected": [], "registered": []}
         state = await tube_state(scene, tube)
         assert (state["count"], state["state"]) == (4, "sealed")
 
     async def test_a_repeated_event_inside_one_batch_counts_once(self, scene):
         tube = scene.barcodes["P1"][0]
         r = await sync(scene, [sample("e1", tube, scene.codes[0])] * 3)
-        assert r.json() == {"applied": 1, "duplicates": 2, "rejected": []}
+        assert r.json() == {"applied": 1, "duplicates": 2, "rejected": [], "registered": []}
 
     async def test_bad_events_are_rejected_alone_with_their_reason(self, scene):
         tube = scene.barcodes["P1"][0]
         events = [
             sample("ok1", tube, scene.codes[0]),
             sample("badcode", tube[:-1] + "X", scene.codes[1]),
-            sample("nobody", tube, "0000000000000"),
+            sample("nobody", tube, new_resident_code()),
             {"event_id": "weird", "type": "teleport", "tube": tube},
             sample("when", tube, scene.codes[2], at="yesterday"),
             sample("twice", tube, scene.codes[0]),
@@ -85,8 +88,8 @@ class TestSyncBatch:
         assert {x["event_id"]: x["type"] for x in body["rejected"]} == {
             "badcode": "bad-barcode",
             "nobody": "unknown-resident",
-            "weird": "invalid-request",
-            "when": "invalid-request",
+            "weird": "invalid-event",
+            "when": "invalid-event",
             "twice": "already-in-tube",
         }
         assert all(x["detail"] for x in body["rejected"])
@@ -105,19 +108,19 @@ class TestSyncBatch:
         body = (await sync(scene, [sample("x", scene.barcodes["P2"][0], scene.codes[0])])).json()
         assert body["rejected"][0]["type"] == "forbidden"
 
-    async def test_a_closed_round_rejects_every_event(self, scene):
+    async def test_a_closed_round_rejects_swabs_taken_after_it_closed(self, scene):
         await scene.post(f"/rounds/{scene.round_id}/close", None)
         tube = scene.barcodes["P1"][0]
-        body = (await sync(scene, [sample("a", tube, scene.codes[0])])).json()
-        assert body["rejected"] == [
-            {"event_id": "a", "type": "round-closed", "detail": f"round {scene.round_id} is closed"}
-        ]
+        late = sample("a", tube, scene.codes[0], at=datetime.now(UTC).isoformat())
+        body = (await sync(scene, [late])).json()
+        assert [(x["event_id"], x["type"]) for x in body["rejected"]] == [("a", "round-closed")]
+        assert body["applied"] == 0
 
     async def test_an_event_applied_online_is_a_duplicate_offline(self, scene):
         tube = scene.barcodes["P1"][0]
         await scene.sample(tube, scene.codes[0], event_id="same")
         body = (await sync(scene, [sample("same", tube, scene.codes[0])])).json()
-        assert body == {"applied": 0, "duplicates": 1, "rejected": []}
+        assert body == {"applied": 0, "duplicates": 1, "rejected": [], "registered": []}
 
 
 class TestNormalBatch:
@@ -140,7 +143,7 @@ class TestNormalBatch:
         tubes = listing.json()["barcodes"]
         events = [sample(f"b{i}", tubes[i // 10], codes[i]) for i in range(5000)]
         body = (await sync(scene, events)).json()
-        assert body == {"applied": 5000, "duplicates": 0, "rejected": []}
+        assert body == {"applied": 5000, "duplicates": 0, "rejected": [], "registered": []}
         counts = (
             await db_session.execute(
                 text(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 async def sealed_tubes(scene, n, who="P1", start=0):
     tubes = scene.barcodes[who][start : start + n]
-    for k, tube in enumerate(tubes):
+    for k, tube in enumerate(tubes, start=start):
+        # two people per tube, nobody in two pool tubes of the round (already-sampled)
         await scene.fill(tube, range(k * 2, k * 2 + 2), who=who)
         await scene.post(f"/rounds/{scene.round_id}/tubes/{tube}/seal", None, who)
     return tubes
