@@ -4,6 +4,7 @@ extracts back as Unicode) and an A4 story document."""
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import IO
 
 from reportlab.lib.pagesizes import A4
@@ -33,3 +34,15 @@ def a4_document(out: IO[bytes], *, title: str, margin_mm: float = 15) -> SimpleD
         bottomMargin=margin,
         title=title,
     )
+
+
+def zone_label(zone: tzinfo, at: datetime) -> str:
+    """How a sheet names its zone: the IANA name and the offset, e.g.
+    ``Asia/Shanghai UTC+08:00`` (a squad reads it at a glance, a reviewer can check it)."""
+    offset = at.astimezone(zone).strftime("%z")
+    return f"{zone} UTC{offset[:3]}:{offset[3:]}"
+
+
+def local_time(at: datetime, zone: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``at`` (an aware time) as a person in ``zone`` reads it, with the zone named."""
+    return f"{at.astimezone(zone):{fmt}} ({zone_label(zone, at)})"

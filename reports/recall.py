@@ -3,7 +3,9 @@
 The one document that shows members' full names and phones: the squad must find and
 call each person. Each row: resident code, full name, phone, where the pooled tube was
 taken (the sampling point's address, not the registered one: DOMAIN.md step 4), the
-member's status and their single tube once re-sampled. Set in STSong-Light.
+member's status and their single tube once re-sampled. Set in STSong-Light. Times
+are printed in the deployment's zone and say which (the squad works against a 2-hour
+clock: a UTC time would be eight hours off in China).
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from reports.pdf import a4_document, ensure_cjk_font
+from reports.pdf import a4_document, ensure_cjk_font, local_time
 
 STATUS_ZH = {
     "to-recall": "待召回",
@@ -52,7 +54,7 @@ class RecallCase:
 
 
 def render_recall_sheet(
-    case: RecallCase, members: Sequence[RecallMember], *, printed_at: datetime
+    case: RecallCase, members: Sequence[RecallMember], *, printed_at: datetime, zone: tzinfo
 ) -> bytes:
     font = ensure_cjk_font()
     title = ParagraphStyle("title", fontName=font, fontSize=16, leading=20)
@@ -65,8 +67,8 @@ def render_recall_sheet(
         f"混管 Pool tube: {case.pool_tube}  结果 Result: {RESULT_ZH.get(case.pool_result, '')}"
         f" ({case.pool_result})",
         f"采样点 Sampling point: {case.sampling_point}  地址 Address: {case.address}",
-        f"检测机构 Lab: {case.lab or '-'}  开案 Opened: {case.opened_at:%Y-%m-%d %H:%M %Z}",
-        f"打印 Printed: {printed_at:%Y-%m-%d %H:%M %Z}  共 {len(members)} 人",
+        f"检测机构 Lab: {case.lab or '-'}  开案 Opened: {local_time(case.opened_at, zone)}",
+        f"打印 Printed: {local_time(printed_at, zone)}  共 {len(members)} 人",
     ]
     rows: list[list[object]] = [
         [

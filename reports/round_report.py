@@ -4,7 +4,8 @@ Headline figures, a table per district and per lab, the de-pool cases and the
 confirmed positives (masked: this report travels), a chart of sealed-to-result
 turnaround and a chart of progress over time (tubes sealed and resulted per hour,
 cumulative). Pure: figures in, PDF bytes out; set in STSong-Light; charts drawn with
-reportlab's own graphics, so nothing is fetched or rasterised.
+reportlab's own graphics, so nothing is fetched or rasterised. Times are the
+deployment's local ones (``zone``), and the report says which zone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
@@ -23,7 +24,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from reports.pdf import a4_document, ensure_cjk_font
+from reports.pdf import a4_document, ensure_cjk_font, local_time, zone_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +38,24 @@ class Row:
 class RoundReport:
     round_name: str
     generated_at: datetime
+    zone: tzinfo
     headline: Sequence[tuple[str, str]]  # (label, figure)
     districts: Sequence[Row]
     labs: Sequence[Row]
     cases: Sequence[Row]
     positives: Sequence[Row]
     turnaround: Sequence[tuple[float, int]]  # (hours, tubes) per bucket
-    hourly: Sequence[tuple[str, int, int]]  # (hour label, sealed so far, resulted so far)
+    hourly: Sequence[tuple[str, int, int]]  # (local hour label, sealed so far, resulted so far)
     notes: Sequence[str] = field(default_factory=tuple)
 
 
 DISTRICT_HEAD = (
     "区 District",
     "人口 Population",
-    "已采 Swabbed",
+    "已采人数 People",
     "覆盖 Coverage",
     "已检管 Tested",
-    "阳性管 Positive",
+    "阳性混管 Positive pools",
     "确诊 Confirmed",
 )
 LAB_HEAD = (
@@ -62,8 +64,8 @@ LAB_HEAD = (
     "已收 Received",
     "已检 Tested",
     "负荷 Load",
-    "阳性 Positive",
-    "TAT p50/p95 h",
+    "阳性 混管/单管 Positive pools/singles",
+    "收样到出结果 Received-to-result p50/p95 h",
 )
 CASE_HEAD = (
     "案 Case",
@@ -131,7 +133,7 @@ def _turnaround_chart(buckets: Sequence[tuple[float, int]], font: str) -> Drawin
     return drawing
 
 
-def _progress_chart(hourly: Sequence[tuple[str, int, int]], font: str) -> Drawing:
+def _progress_chart(hourly: Sequence[tuple[str, int, int]], font: str, zone: str) -> Drawing:
     drawing = Drawing(170 * mm, 65 * mm)
     chart = HorizontalLineChart()
     chart.x, chart.y, chart.width, chart.height = 14 * mm, 10 * mm, 130 * mm, 44 * mm
@@ -144,6 +146,7 @@ def _progress_chart(hourly: Sequence[tuple[str, int, int]], font: str) -> Drawin
         lab if i % step == 0 else "" for i, lab in enumerate(labels)
     ]
     chart.categoryAxis.labels.fontSize = 6
+    chart.categoryAxis.labels.fontName = font  # hours read "24日08时"
     chart.valueAxis.labels.fontSize = 6
     chart.valueAxis.valueMin = 0
     chart.lines[0].strokeColor = colors.HexColor("#3b6fb6")
@@ -161,7 +164,7 @@ def _progress_chart(hourly: Sequence[tuple[str, int, int]], font: str) -> Drawin
         String(
             14 * mm,
             60 * mm,
-            "进度 累计管数 Progress, cumulative tubes per hour",
+            f"进度 累计管数 Progress, cumulative tubes per hour ({zone})",
             fontName=font,
             fontSize=8,
         )
@@ -185,7 +188,8 @@ def render_round_report(report: RoundReport) -> bytes:
     col7 = [width / 7] * 7
     story = [
         Paragraph(f"全员核酸筛查轮次报告 Round report: {report.round_name}", title),
-        Paragraph(f"生成 Generated {report.generated_at:%Y-%m-%d %H:%M %Z}", body),
+        Paragraph(f"生成 Generated {local_time(report.generated_at, report.zone)}", body),
+        Paragraph(f"本报告时间均为 {zone_label(report.zone, report.generated_at)} 当地时间", body),
         Spacer(1, 4 * mm),
         headline,
         Paragraph("分区 Districts", heading),
@@ -195,7 +199,7 @@ def render_round_report(report: RoundReport) -> bytes:
         Paragraph("周转 Turnaround", heading),
         _turnaround_chart(report.turnaround, font),
         Paragraph("进度 Progress over time", heading),
-        _progress_chart(report.hourly, font),
+        _progress_chart(report.hourly, font, zone_label(report.zone, report.generated_at)),
         Paragraph("混管阳性复核 De-pool cases", heading),
         _table(CASE_HEAD, report.cases, font, col7),
         Paragraph("确诊阳性 Confirmed positives (masked)", heading),

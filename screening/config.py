@@ -2,7 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,7 +55,23 @@ class Settings(BaseSettings):
     """How often the live feed (``GET /events``) looks for new events (one poller per
     process, whatever the number of listeners)."""
     timezone: str = "Asia/Shanghai"
-    """Where human-read times are shown (pages, PDFs, the command line)."""
+    """IANA zone where human-read times are shown (pages, PDFs, CSV, the command line);
+    JSON keeps ISO 8601 with offsets."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)"
+            ) from error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 @lru_cache

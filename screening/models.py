@@ -1,6 +1,11 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
-from screening.progress.models import ProgressCount, TurnaroundCount
+from screening.progress.models import (
+    LabTurnaroundCount,
+    ProgressCount,
+    RoundPerson,
+    TurnaroundCount,
+)
 from screening.reference.models import District, Lab, SamplingPoint
 from screening.residents.models import Resident
 from screening.results.models import PlateRun, Result, Upload
@@ -18,6 +23,7 @@ __all__ = [
     "Box",
     "District",
     "Lab",
+    "LabTurnaroundCount",
     "PlateRun",
     "ProgressCount",
     "Resident",
@@ -27,6 +33,7 @@ __all__ = [
     "RetestMember",
     "Round",
     "RoundDistrict",
+    "RoundPerson",
     "Sample",
     "SamplingPoint",
     "Tube",

@@ -130,6 +130,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 TABLES = (
     "progress_counts",
     "turnaround_counts",
+    "lab_turnaround_counts",
+    "round_people",
     "audit_log",
     "retest_events",
     "retest_members",

@@ -12,8 +12,10 @@ from screening.db import Base
 
 
 class ProgressCount(Base):
-    """Per round, sampling point and lab (0: not at a lab yet): people swabbed, tubes by
-    state, tubes by latest call, and people with a positive single result."""
+    """Per round, sampling point and lab (0: not at a lab yet): samples taken
+    (``registered``, re-tests included), people sampled for the first time this round
+    at this point (``people``, migration 0005), tubes by state, tubes by latest call,
+    pooled tubes by positive call, and single tubes with a positive call."""
 
     __tablename__ = "progress_counts"
 
@@ -32,6 +34,9 @@ class ProgressCount(Base):
     suspicious: Mapped[int] = mapped_column(BigInteger, server_default="0")
     invalid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     single_positive: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    people: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pool_positive: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pool_suspicious: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class TurnaroundCount(Base):
@@ -43,3 +48,26 @@ class TurnaroundCount(Base):
     lab_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class LabTurnaroundCount(Base):
+    """Tubes resulted per round, lab and 5-minute bucket of received-to-result time:
+    the lab's own speed, without the road."""
+
+    __tablename__ = "lab_turnaround_counts"
+
+    round_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lab_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class RoundPerson(Base):
+    """A person's first sample of a round (one row per round and person): what makes
+    the people counter exact, and the cheap answer to "sampled in this round yet?"."""
+
+    __tablename__ = "round_people"
+
+    round_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(BigInteger)

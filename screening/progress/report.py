@@ -23,12 +23,14 @@ from screening.rounds.service import get_round
 
 MAX_LISTED = 500
 
+# hours as the zone's clock has them (local wall time, so a 30-minute zone cuts right)
 _HOURLY = text("""
 SELECT h, sum(sealed)::bigint AS sealed, sum(resulted)::bigint AS resulted FROM (
-    SELECT date_trunc('hour', sealed_at) AS h, count(*) AS sealed, 0 AS resulted
+    SELECT date_trunc('hour', sealed_at AT TIME ZONE :zone) AS h, count(*) AS sealed,
+           0 AS resulted
     FROM tubes WHERE round_id = :round_id AND sealed_at IS NOT NULL GROUP BY 1
     UNION ALL
-    SELECT date_trunc('hour', resulted_at), 0, count(*)
+    SELECT date_trunc('hour', resulted_at AT TIME ZONE :zone), 0, count(*)
     FROM tubes WHERE round_id = :round_id AND resulted_at IS NOT NULL GROUP BY 1
 ) x GROUP BY h ORDER BY h
 """)
@@ -69,14 +71,16 @@ async def round_report_pdf(
 ) -> bytes:
     progress = await round_progress(session, settings, round_id, points_limit=1)
     name = (await get_round(session, round_id)).name  # loaded already: no second query
+    zone = settings.zone
     params = {"round_id": round_id, "limit": MAX_LISTED}
     t = progress.tubes
     coverage = progress.registered / progress.population if progress.population else None
     headline = [
         (
-            "已采样人次 People swabbed / population",
+            "已采样人数 People swabbed / population",
             f"{progress.registered:,} / {progress.population:,} ({_pct(coverage)})",
         ),
+        ("采样人次 Swabs taken (re-tests included)", f"{progress.samples:,}"),
         (
             "管 Tubes: open / sealed / packed / on the road / at labs / tested",
             f"{t.open:,} / {t.sealed:,} / {t.packed:,} / {t.in_transit:,} / {t.received:,}"
@@ -89,6 +93,14 @@ async def round_report_pdf(
         (
             "混管阳性复核 De-pool cases: open / resolved / overdue / discordant",
             " / ".join(f"{v:,}" for v in progress.retests.model_dump().values()),
+        ),
+        (
+            "阳性/可疑混管 Positive / suspicious pools",
+            f"{progress.pools.positive:,} / {progress.pools.suspicious:,}",
+        ),
+        (
+            "阳性/可疑单管 Positive / suspicious single tubes",
+            f"{progress.singles.positive:,} / {progress.singles.suspicious:,}",
         ),
         ("确诊阳性 Confirmed positive people", f"{progress.confirmed_positive:,}"),
         ("超时转运箱 Boxes late", f"{progress.boxes_late:,}"),
@@ -105,7 +117,7 @@ async def round_report_pdf(
                 f"{d.registered:,}",
                 _pct(d.coverage),
                 f"{d.tubes.tested:,}",
-                f"{d.results.positive + d.results.suspicious:,}",
+                f"{d.pools.positive + d.pools.suspicious:,}",
                 f"{d.confirmed_positive:,}",
             )
         )
@@ -119,8 +131,9 @@ async def round_report_pdf(
                 f"{lab.tubes.received + lab.tubes.tested:,}",
                 f"{lab.tubes.tested:,}",
                 _pct(lab.load),
-                f"{lab.results.positive + lab.results.suspicious:,}",
-                f"{lab.turnaround_hours.p50} / {lab.turnaround_hours.p95}",
+                f"{lab.pools.positive + lab.pools.suspicious:,}"
+                f" / {lab.singles.positive + lab.singles.suspicious:,}",
+                f"{lab.in_lab_hours.p50} / {lab.in_lab_hours.p95}",
             )
         )
         for lab in progress.labs
@@ -147,7 +160,7 @@ async def round_report_pdf(
                 mask_id_number(vault.decrypt(p.id_enc)),
                 p.point,
                 p.barcode,
-                f"{p.resulted_at:%m-%d %H:%M}" if p.resulted_at else "-",
+                f"{p.resulted_at.astimezone(zone):%m-%d %H:%M}" if p.resulted_at else "-",
             )
         )
         for p in (await session.execute(_POSITIVES, params)).all()
@@ -157,16 +170,17 @@ async def round_report_pdf(
         half_hours[row.bucket // 6] += row.n
     turnaround = [((k + 1) / 2, half_hours[k]) for k in range(max(half_hours, default=-1) + 1)]
     hourly, sealed, resulted = [], 0, 0
-    for row in (await session.execute(_HOURLY, params)).all():
+    for row in (await session.execute(_HOURLY, {**params, "zone": settings.timezone})).all():
         sealed += row.sealed
         resulted += row.resulted
-        hourly.append((f"{row.h:%d %H}h", sealed, resulted))
+        hourly.append((f"{row.h:%d日%H时}", sealed, resulted))
     notes = []
     if len(cases) == MAX_LISTED or len(positives) == MAX_LISTED:
         notes.append(f"列表仅前 {MAX_LISTED} 项 Lists show the first {MAX_LISTED} only.")
     report = RoundReport(
         round_name=str(name),
         generated_at=datetime.now(UTC),
+        zone=zone,
         headline=headline,
         districts=districts,
         labs=labs,

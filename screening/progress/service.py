@@ -1,6 +1,7 @@
 """Where a round stands, read from counters (``progress_counts``, ``turnaround_counts``,
-kept by triggers, migration 0004) and from the small tables (de-pool cases, boxes on
-the road): the cost grows with sampling points and labs, never with samples."""
+``lab_turnaround_counts``, kept by triggers, migrations 0004 and 0005) and from the
+small tables (de-pool cases, boxes on the road): the cost grows with sampling points
+and labs, never with samples."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from screening.progress.schemas import (
     LabProgress,
     Part,
     PointProgress,
+    PositiveCounts,
     Progress,
     ResultCounts,
     RetestCounts,
@@ -28,6 +30,9 @@ BUCKET_HOURS = 5 / 60
 
 COUNTED = (
     "registered",
+    "people",
+    "pool_positive",
+    "pool_suspicious",
     "open",
     "sealed",
     "packed",
@@ -84,6 +89,10 @@ _TURNAROUND = text("""
 SELECT lab_id, bucket, n FROM turnaround_counts WHERE round_id = :round_id ORDER BY bucket
 """)
 
+_LAB_TURNAROUND = text("""
+SELECT lab_id, bucket, n FROM lab_turnaround_counts WHERE round_id = :round_id ORDER BY bucket
+""")
+
 _RETESTS = text("""
 SELECT count(*) FILTER (WHERE status = 'open') AS open,
        count(*) FILTER (WHERE status = 'resolved') AS resolved,
@@ -94,7 +103,7 @@ FROM retest_cases WHERE round_id = :round_id
 """)
 
 # boxes on the road are few at any time (partial index on state <> 'received')
-_LATE_BOXES = text("""
+LATE_BOXES = text("""
 SELECT b.sampling_point_id, b.lab_id, count(*) AS n
 FROM boxes b
 WHERE b.state = 'in_transit' AND b.dispatched_at <= now() - make_interval(secs => :late_secs)
@@ -106,7 +115,8 @@ GROUP BY b.sampling_point_id, b.lab_id
 def _fill(part: Part, row: Any) -> None:
     """Add one counters row (sums; NULL where nothing was counted) to ``part``."""
     n = {name: getattr(row, name) or 0 for name in COUNTED}
-    part.registered += n["registered"]
+    part.registered += n["people"]
+    part.samples += n["registered"]  # the counter column predates "people" (0004)
     t, r = part.tubes, part.results
     part.tubes = TubeCounts(
         open=t.open + n["open"],
@@ -123,6 +133,14 @@ def _fill(part: Part, row: Any) -> None:
         invalid=r.invalid + n["invalid"],
     )
     part.confirmed_positive += n["single_positive"]
+    part.pools = PositiveCounts(
+        positive=part.pools.positive + n["pool_positive"],
+        suspicious=part.pools.suspicious + n["pool_suspicious"],
+    )
+    part.singles = PositiveCounts(
+        positive=part.results.positive - part.pools.positive,
+        suspicious=part.results.suspicious - part.pools.suspicious,
+    )
 
 
 def percentiles(buckets: Iterable[tuple[int, int]]) -> Turnaround:
@@ -162,6 +180,7 @@ async def round_progress(
     }
     total = Progress(
         round_id=round_id,
+        timezone=settings.timezone,
         population=sum(d.population for d in districts.values()),
         retests=RetestCounts(),
         turnaround_hours=Turnaround(),
@@ -180,6 +199,9 @@ async def round_progress(
     buckets: dict[int, list[tuple[int, int]]] = {}
     for row in (await session.execute(_TURNAROUND, params)).all():
         buckets.setdefault(row.lab_id, []).append((row.bucket, row.n))
+    in_lab: dict[int, list[tuple[int, int]]] = {}
+    for row in (await session.execute(_LAB_TURNAROUND, params)).all():
+        in_lab.setdefault(row.lab_id, []).append((row.bucket, row.n))
     labs: dict[int, LabProgress] = {}
     for row in (await session.execute(_LABS)).all():
         if row.id not in by_lab:
@@ -190,6 +212,7 @@ async def round_progress(
             daily_capacity_tubes=row.daily_capacity_tubes,
             load=None,
             turnaround_hours=percentiles(buckets.get(row.id, [])),
+            in_lab_hours=percentiles(in_lab.get(row.id, [])),
         )
         _fill(lab, by_lab[row.id])
         if row.daily_capacity_tubes:
@@ -205,7 +228,7 @@ async def round_progress(
         points[row.id] = point
     district_of_point: dict[int, int] = {}
     late = (
-        await session.execute(_LATE_BOXES, {**params, "late_secs": settings.box_late_minutes * 60})
+        await session.execute(LATE_BOXES, {**params, "late_secs": settings.box_late_minutes * 60})
     ).all()
     if late:
         district_of_point = dict(

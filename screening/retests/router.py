@@ -93,7 +93,12 @@ async def recall_sheet(
     """The re-sampling squad's sheet: members' full names, phones and where they were
     swabbed. The one place these are shown in full; every download is audited."""
     pdf = await service.recall_sheet(
-        session, principal, request.app.state.vault, round_id=round_id, case_id=case_id
+        session,
+        principal,
+        request.app.state.vault,
+        round_id=round_id,
+        case_id=case_id,
+        zone=request.app.state.settings.zone,
     )
     return Response(
         pdf,

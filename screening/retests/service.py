@@ -8,7 +8,7 @@ what the live feed streams.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import anyio
@@ -380,7 +380,13 @@ WHERE c.id = :case_id AND c.round_id = :round_id
 
 
 async def recall_sheet(
-    session: AsyncSession, principal: Principal, vault: Vault, *, round_id: int, case_id: int
+    session: AsyncSession,
+    principal: Principal,
+    vault: Vault,
+    *,
+    round_id: int,
+    case_id: int,
+    zone: tzinfo,
 ) -> bytes:
     """The squad's recall sheet (full names and phones) as PDF; every download is
     written to the audit trail in the same transaction."""
@@ -421,5 +427,5 @@ async def recall_sheet(
     )
     printed_at = datetime.now(UTC)
     return await anyio.to_thread.run_sync(
-        lambda: render_recall_sheet(case, members, printed_at=printed_at)
+        lambda: render_recall_sheet(case, members, printed_at=printed_at, zone=zone)
     )

@@ -19,11 +19,17 @@ async def progress(scene, who="admin"):
 
 
 async def truth(session, round_id):
-    """The same figures counted the slow way, from tubes and samples."""
+    """The same figures counted the slow way, from tubes and samples: a person counts
+    once, at the point of their first sample of the round."""
     q = text("""
         SELECT p.code,
+               (SELECT count(*) FROM (
+                    SELECT DISTINCT ON (s.resident_id) t.sampling_point_id
+                    FROM samples s JOIN tubes t ON t.serial = s.tube_serial
+                    WHERE s.round_id = :r ORDER BY s.resident_id, s.id) f
+                WHERE f.sampling_point_id = p.id) AS registered,
                (SELECT count(*) FROM samples s JOIN tubes t ON t.serial = s.tube_serial
-                WHERE t.sampling_point_id = p.id AND t.round_id = :r) AS registered,
+                WHERE t.sampling_point_id = p.id AND t.round_id = :r) AS samples,
                count(t.*) FILTER (WHERE t.state = 'open') AS open,
                count(t.*) FILTER (WHERE t.state = 'sealed') AS sealed,
                count(t.*) FILTER (WHERE t.state = 'packed') AS packed,
@@ -35,7 +41,11 @@ async def truth(session, round_id):
                count(t.*) FILTER (WHERE t.result_call = 'suspicious') AS suspicious,
                count(t.*) FILTER (WHERE t.result_call = 'invalid') AS invalid,
                count(t.*) FILTER (WHERE t.kind = 'single'
-                                  AND t.result_call IN ('positive', 'suspicious')) AS confirmed
+                                  AND t.result_call IN ('positive', 'suspicious')) AS confirmed,
+               count(t.*) FILTER (WHERE t.kind = 'pool' AND t.capacity > 1
+                                  AND t.result_call = 'positive') AS pool_positive,
+               count(t.*) FILTER (WHERE t.kind = 'pool' AND t.capacity > 1
+                                  AND t.result_call = 'suspicious') AS pool_suspicious
         FROM sampling_points p LEFT JOIN tubes t ON t.sampling_point_id = p.id
                                                 AND t.round_id = :r
         GROUP BY p.id, p.code ORDER BY p.code
@@ -46,9 +56,12 @@ async def truth(session, round_id):
 def as_truth(point):
     return {
         "registered": point["registered"],
+        "samples": point["samples"],
         **point["tubes"],
         **point["results"],
         "confirmed": point["confirmed_positive"],
+        "pool_positive": point["pools"]["positive"],
+        "pool_suspicious": point["pools"]["suspicious"],
     }
 
 
@@ -80,7 +93,7 @@ class TestProgress:
         await assert_counters_hold(scene, db_session)
 
         body = await progress(scene)
-        assert body["registered"] == 9
+        assert (body["registered"], body["samples"]) == (8, 9)  # person 0 re-tested alone
         assert body["population"] == 5000
         assert body["tubes"] == {
             "open": 0,
@@ -91,10 +104,13 @@ class TestProgress:
             "tested": 3,
         }
         assert body["results"] == {"negative": 0, "positive": 2, "suspicious": 0, "invalid": 1}
+        assert body["pools"] == {"positive": 1, "suspicious": 0}
+        assert body["singles"] == {"positive": 1, "suspicious": 0}
         assert body["confirmed_positive"] == 1
         assert body["retests"]["open"] == 1
         d1, d2 = body["districts"]
-        assert (d1["district"], d1["registered"], d1["coverage"]) == ("D1", 6, 0.002)
+        assert (d1["district"], d1["registered"], d1["samples"]) == ("D1", 5, 6)
+        assert d1["coverage"] == 0.0017
         assert (d2["district"], d2["registered"]) == ("D2", 3)
         [lab] = body["labs"]
         assert (lab["lab"], lab["tubes"]["tested"], lab["load"]) == ("L1", 3, 0.000015)
@@ -153,7 +169,7 @@ class TestProgress:
 
 
 class TestUnderConcurrency:
-    async def test_concurrent_scans_and_syncs_count_every_sample_once(
+    async def test_concurrent_scans_and_syncs_count_every_person_once(
         self, committed_client, engine, make_scene
     ):
         scene = await make_scene(committed_client).build(residents=30)
@@ -179,8 +195,10 @@ class TestUnderConcurrency:
         assert {a.status_code for a in answers} <= {200, 201, 409}
         async with engine.connect() as conn:
             samples = await conn.scalar(text("SELECT count(*) FROM samples"))
+            people = await conn.scalar(text("SELECT count(DISTINCT resident_id) FROM samples"))
         body = await progress(scene)
-        assert body["registered"] == samples > 0
+        assert body["samples"] == samples > 0
+        assert body["registered"] == people
         async with engine.connect() as conn:
             open_tubes = await conn.scalar(text("SELECT count(*) FROM tubes WHERE state = 'open'"))
         assert body["tubes"]["open"] == open_tubes
@@ -214,7 +232,8 @@ class TestReport:
             scene.codes[1],
         ):
             assert expected in extracted, expected
-        assert "4 / 5,000" in extracted  # people swabbed / population
+        assert "3 / 5,000" in extracted  # people swabbed / population
+        assert "采样人次 Swabs taken (re-tests included)\n4" in extracted
         assert scene.names[1] not in extracted and scene.ids[1] not in extracted
         assert scene.ids[1][-4:] in extracted  # the masked ID keeps its last digits
 
