@@ -7,8 +7,8 @@ one 10-in-1 round, ``--samples / 10`` residents each swabbed into ten tubes (so 
 round holds ``--samples`` registrations in ``--samples / 10`` tubes: sealed,
 in transit, received and resulted at 0.1% positive, across all points and labs).
 Seeding runs with triggers off (session_replication_role = replica) and then fills
-the counters with migration 0004's own backfill SQL, exactly what the triggers would
-have written. Then ``--requests`` sequential GET /progress and GET /healthz calls,
+the counters with the backfill SQL of migrations 0004 and 0005, exactly what the
+triggers would have written. Then ``--requests`` sequential GET /progress and GET /healthz calls,
 interleaved, in the same run: p50/p99 latency of each and their ratio (the default
 first page of 100 sampling points; districts, labs and totals are never paged).
 """
@@ -28,16 +28,20 @@ from service import asyncpg_dsn, running_service
 
 from pooling.barcodes import format_barcode
 
-MIGRATION = Path(__file__).parents[1] / "screening/migrations/versions/0004_progress_counters.py"
+VERSIONS = Path(__file__).parents[1] / "screening/migrations/versions"
+MIGRATIONS = ("0004_progress_counters.py", "0005_truthful_progress.py")
 BATCH = 500_000
 
 
 def backfill_sql() -> list[str]:
-    spec = importlib.util.spec_from_file_location("m0004", MIGRATION)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return [s for s in module.BACKFILL.split("\n--\n") if s.strip()]
+    statements = []
+    for name in MIGRATIONS:
+        spec = importlib.util.spec_from_file_location(name[:4], VERSIONS / name)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        statements += [s for s in module.BACKFILL.split("\n--\n") if s.strip()]
+    return statements
 
 
 async def copy_in(conn: asyncpg.Connection, table: str, columns: list[str], rows, total: int):
@@ -189,7 +193,8 @@ def main() -> None:
                 assert client.get("/healthz").status_code == 200
                 health.append((time.perf_counter() - t) * 1000)
     print(
-        f"progress says: registered {body['registered']:,}, tubes {body['tubes']},"
+        f"progress says: people {body['registered']:,}, samples {body['samples']:,},"
+        f" tubes {body['tubes']},"
         f" {len(body['sampling_points'])} points, {len(body['labs'])} labs,"
         f" turnaround {body['turnaround_hours']}"
     )
