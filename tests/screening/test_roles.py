@@ -115,6 +115,8 @@ ENDPOINTS = [
     ("events", "GET", "/events?max_seconds=0.05", None, {"admin", "P1", "P2"}),
     ("advice", "GET", "/rounds/{r}/advice", None, ADMIN),
     ("progress", "GET", "/rounds/{r}/progress", None, ADMIN),
+    ("points by pace", "GET", "/rounds/{r}/progress/sampling-points", None, ADMIN),
+    ("recent events", "GET", "/rounds/{r}/events/recent", None, ADMIN),
     ("report", "GET", "/rounds/{r}/report.pdf", None, ADMIN),
     ("close", "POST", "/rounds/{r}/close", None, ADMIN),
 ]
