@@ -22,6 +22,30 @@ def shown(driver, testid):
     return driver.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").text
 
 
+def rows(driver, table, key):
+    """[(data-<key>, text)] of a table's rows, read in one go: the page redraws a
+    table when its figures change, which would leave element handles stale."""
+    return [
+        tuple(row)
+        for row in driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+            ".map((tr) => [tr.dataset[arguments[1]] || null, tr.innerText]);",
+            table,
+            key,
+        )
+    ]
+
+
+def click(driver, selector, wait_for):
+    """Click what ``selector`` finds, again if a redraw took it away under us."""
+
+    def attempt():
+        driver.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait_for(attempt, what=f"a click on {selector}")
+
+
 async def test_the_dashboard_shows_the_apis_figures_and_updates_live(
     browser, live, make_scene, wait_for, screenshot
 ):
@@ -51,14 +75,14 @@ async def test_the_dashboard_shows_the_apis_figures_and_updates_live(
         assert shown(browser, "tested") == str(progress["tubes"]["tested"]) == "2"
         assert shown(browser, "positive-pools") == "1"
         assert shown(browser, "open-cases") == str(progress["retests"]["open"]) == "1"
-        districts = browser.find_elements(By.CSS_SELECTOR, "#districts tbody tr")
-        assert [d.get_attribute("data-district") for d in districts] == ["D1", "D2"]
-        assert "越秀区" in districts[0].text and "5 / 3,000" in districts[0].text
-        labs = browser.find_elements(By.CSS_SELECTOR, "#labs tbody tr")
-        assert [lab.get_attribute("data-lab") for lab in labs] == ["L1"]
-        assert "2 / 200,000" in labs[0].text
-        cases = browser.find_elements(By.CSS_SELECTOR, "#cases tbody tr")
-        assert len(cases) == 1 and p1[0] in cases[0].text
+        districts = rows(browser, "#districts", "district")
+        assert [code for code, _ in districts] == ["D1", "D2"]
+        assert "越秀区" in districts[0][1] and "5 / 3,000" in districts[0][1]
+        labs = rows(browser, "#labs", "lab")
+        assert [code for code, _ in labs] == ["L1"]
+        assert "2 / 200,000" in labs[0][1]
+        cases = rows(browser, "#cases", "case")
+        assert len(cases) == 1 and p1[0] in cases[0][1]
         wait_for(lambda: shown(browser, "live") == "实时", what="the live feed")
         screenshot(browser, "dashboard.png")
 
@@ -68,7 +92,7 @@ async def test_the_dashboard_shows_the_apis_figures_and_updates_live(
         await scene.upload_lis([f"A3,{p1[2]},{POSITIVE}"], "PL2")
         wait_for(lambda: shown(browser, "open-cases") == "2", what="the new case")
         assert "新复核案" in shown(browser, "events")
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#cases tbody tr")) == 2
+        assert len(rows(browser, "#cases", "case")) == 2
 
         # phone size
         browser.set_window_size(390, 844)
@@ -127,9 +151,8 @@ async def test_the_figures_follow_scans_and_uploads_while_live(
             lambda: shown(browser, "tested") == str(progress["tubes"]["tested"]) == "2",
             what="tested after the upload",
         )
-        labs = browser.find_elements(By.CSS_SELECTOR, "#labs tbody tr")
         in_lab = progress["labs"][0]["in_lab_hours"]
-        assert f"{in_lab['p50']} / {in_lab['p95']}" in labs[0].text
+        assert f"{in_lab['p50']} / {in_lab['p95']}" in rows(browser, "#labs", "lab")[0][1]
         assert shown(browser, "live") == "实时"
         assert shown(browser, "positive-pools") == "0" and shown(browser, "positive-singles") == "0"
 
@@ -183,32 +206,30 @@ async def test_cases_events_points_and_the_report_are_at_hand(
         assert shown(browser, "positive-pools") == "1" and shown(browser, "positive-singles") == "1"
 
         # the sampling points, laggards first, two pages
-        rows = browser.find_elements(By.CSS_SELECTOR, "#points tbody tr")
-        assert len(rows) == 20 and all("落后" in r.text for r in rows)
+        points = rows(browser, "#points", "point")
+        assert len(points) == 20 and all("落后" in text for _, text in points)
         assert "共 25 个 · 落后 25 个" in shown(browser, "points-summary")
-        assert rows[-1].get_attribute("data-point") != "P1"  # P1 swabbed the most: last
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=points-next]").click()
+        assert points[-1][0] != "P1"  # P1 swabbed the most: last
+        click(browser, "[data-testid=points-next]", wait_for)
         wait_for(lambda: "第 2 / 2 页" in shown(browser, "points-page"), what="page two")
-        second = browser.find_elements(By.CSS_SELECTOR, "#points tbody tr")
-        assert [r.get_attribute("data-point") for r in second][-1] == "P1"
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=points-prev]").click()
+        assert [code for code, _ in rows(browser, "#points", "point")][-1] == "P1"
+        click(browser, "[data-testid=points-prev]", wait_for)
         wait_for(lambda: "第 1 / 2 页" in shown(browser, "points-page"), what="page one")
 
         # a case opens on its history, and its recall sheet is one click away
-        row = browser.find_element(By.CSS_SELECTOR, "#cases tbody tr")
-        row.find_element(By.CSS_SELECTOR, "[data-testid=case-open]").click()
+        click(browser, "#cases tbody tr [data-testid=case-open]", wait_for)
         history = wait_for(lambda: shown(browser, "case-history"), what="the case history")
         assert "新复核案" in history
         dialog = browser.find_element(By.ID, "case").text
         assert "待召回" in dialog and scene.names[0] not in dialog
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=case-recall]").click()
+        click(browser, "[data-testid=case-recall]", wait_for)
         sheet = downloaded(tmp_path, f"召回单-{p1[0]}.pdf", wait_for)
         sheet_text = "".join(page.extract_text() for page in sheet.pages)
         assert scene.names[0] in sheet_text and "Asia/Shanghai UTC+08:00" in sheet_text
         browser.find_element(By.ID, "case-close").click()
 
         # the report: one click
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=report]").click()
+        click(browser, "[data-testid=report]", wait_for)
         report = downloaded(tmp_path, f"轮次报告-{scene.round_id}.pdf", wait_for)
         assert "本报告时间均为 Asia/Shanghai" in report.pages[0].extract_text()
 

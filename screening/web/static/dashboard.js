@@ -69,8 +69,14 @@
     outer.appendChild(inner);
     return outer;
   }
+  // a table is redrawn only when its rows changed: a timer refresh leaves the screen
+  // (and a row someone is about to click) alone
+  const drawn = new Map();
   function fill(tableSel, rows, render, empty) {
     const body = $(tableSel + " tbody");
+    const signature = JSON.stringify(rows);
+    if (drawn.get(body) === signature) { return; }
+    drawn.set(body, signature);
     body.replaceChildren();
     if (!rows.length) {
       const tr = document.createElement("tr");
@@ -220,8 +226,12 @@
     $("#case").showModal();
   }
 
+  // refreshes overlap (timer, feed, page buttons): only the newest one is drawn, so a
+  // slow answer for page 1 never lands over page 2
+  let latest = 0;
   async function refresh() {
     if (roundId === null) { return; }
+    const mine = ++latest;
     try {
       const cursor = pointsCursors[pointsCursors.length - 1];
       const [p, points, open, review] = await Promise.all([
@@ -231,11 +241,13 @@
         api("/rounds/" + roundId + "/retests?status=open&limit=200"),
         api("/rounds/" + roundId + "/retests/review?limit=200"),
       ]);
+      if (mine !== latest) { return; }
       showProgress(p); showPoints(points); showCases(open); showDiscordant(review);
       text("#updated", "更新于 " + clock(new Date().toISOString()) + "(" + zone + ")");
       document.body.dataset.loaded = "true";
       document.body.dataset.refreshed = String(Date.now());
     } catch (e) {
+      if (mine !== latest) { return; }
       if (e.auth) { logout("令牌无效或无权限,请输入指挥中心令牌。"); } else { text("#updated", "刷新失败,稍后自动重试"); }
     }
   }
