@@ -12,8 +12,8 @@ all three alike:
 
 - ``none``: every counter trigger disabled (the baseline);
 - ``0004``: the counters of migration 0004 (samples counted, not people);
-- ``0005``: migration 0005 (people counted once through ``round_people``, pools apart,
-  in-lab turnaround).
+- ``0005``: migration 0005 (people counted once through ``round_people``; a trigger of
+  its own for pooled tubes and in-lab turnaround).
 
 Prints the mean cost of each and its ratio to the baseline and to 0004.
 """
@@ -58,19 +58,20 @@ def migration(name: str):  # type: ignore[no-untyped-def]
 
 
 M5 = migration("0005_truthful_progress.py")
+
+
+def _idempotent(script: str) -> str:
+    return (
+        script.replace("DROP TRIGGER", "DROP TRIGGER IF EXISTS")
+        .replace("DROP FUNCTION", "DROP FUNCTION IF EXISTS")
+        .replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER")
+        .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    )
+
+
 SETUPS = {
-    "0004": (
-        M5.OLD_SAMPLES.replace("DROP TRIGGER", "DROP TRIGGER IF EXISTS").replace(
-            "DROP FUNCTION", "DROP FUNCTION IF EXISTS"
-        )
-        + M5._tube_functions(new=False)
-    ),
-    "0005": (
-        M5._tube_functions(new=True)
-        + M5.SAMPLES.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER").replace(
-            "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
-        )
-    ),
+    "0004": _idempotent(M5.OLD_SAMPLES + M5.OLD_TUBES),
+    "0005": _idempotent(M5.TUBES + M5.SAMPLES),
 }
 TRIGGERS = (
     ("tubes", "progress_tubes_inserted"),

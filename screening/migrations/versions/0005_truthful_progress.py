@@ -38,96 +38,62 @@ depends_on: str | Sequence[str] | None = None
 #
 # Each lab's own turnaround: received-to-result in 5-minute buckets per lab
 # (``lab_turnaround_counts``), beside the round's sealed-to-result (0004).
-STATES = ("open", "sealed", "packed", "in_transit", "received", "resulted")
-CALLS = ("negative", "positive", "suspicious", "invalid")
 POOLED = "{a}.kind = 'pool' AND {a}.capacity > 1"
-
-
-def _counted(new: bool) -> tuple[str, ...]:
-    extra = ("pool_positive", "pool_suspicious") if new else ()
-    return (*STATES, *CALLS, "single_positive", *extra)
-
-
-def _deltas(alias: str, sign: str, new: bool) -> str:
-    """One tube row's contribution to every counter, as +1/0 (or -1/0) columns."""
-    parts = [f"{sign}(({alias}.state = '{s}')::int) AS {s}" for s in STATES]
-    parts += [f"{sign}((coalesce({alias}.result_call, '') = '{c}')::int) AS {c}" for c in CALLS]
-    parts.append(
-        f"{sign}(({alias}.kind = 'single'"
-        f" AND coalesce({alias}.result_call, '') IN ('positive', 'suspicious'))::int)"
-        " AS single_positive"
-    )
-    if new:
-        pooled = POOLED.format(a=alias)
-        parts += [
-            f"{sign}(({pooled} AND coalesce({alias}.result_call, '') = '{c}')::int) AS pool_{c}"
-            for c in ("positive", "suspicious")
-        ]
-    return ", ".join(parts)
-
-
-def _upsert(rows: str, new: bool) -> str:
-    """Add the per-tube contributions in ``rows`` to ``progress_counts``."""
-    counted = _counted(new)
-    columns = ", ".join(counted)
-    sums = ", ".join(f"sum({c})" for c in counted)
-    sets = ", ".join(f"{c} = p.{c} + EXCLUDED.{c}" for c in counted)
-    return f"""
-    INSERT INTO progress_counts AS p (round_id, sampling_point_id, lab_id, {columns})
-    SELECT round_id, sampling_point_id, lab_id, {sums}
-    FROM ({rows}) d
-    GROUP BY round_id, sampling_point_id, lab_id
-    ORDER BY round_id, sampling_point_id, lab_id
-    ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE SET {sets}
-    """
-
-
 _KEY = "{a}.round_id, {a}.sampling_point_id, coalesce({a}.lab_id, 0) AS lab_id"
-_CHANGED = "(o.state, o.lab_id, o.result_call) IS DISTINCT FROM (n.state, n.lab_id, n.result_call)"
 _PAIRS = "old_rows o JOIN new_rows n ON n.serial = o.serial"
-_BUCKET = "greatest(0, floor(extract(epoch FROM {a}.resulted_at - {a}.{since}) / 300))::int"
+_BUCKET = "greatest(0, floor(extract(epoch FROM {a}.resulted_at - {a}.received_at) / 300))::int"
 
 
-def _tube_functions(new: bool) -> str:
-    lab_turnaround = f"""
+def _pool_calls(alias: str, sign: str) -> str:
+    """A tube row's part in the pooled-tube counters, as +1/0 (or -1/0) columns."""
+    pooled = POOLED.format(a=alias)
+    return ", ".join(
+        f"{sign}(({pooled} AND coalesce({alias}.result_call, '') = '{c}')::int) AS pool_{c}"
+        for c in ("positive", "suspicious")
+    )
+
+
+# A trigger of its own beside 0004's (whose functions other migrations may replace):
+# named to fire after ``progress_tubes_updated`` (triggers on one event fire in name
+# order), and it touches only counter rows that trigger has just locked (a changed
+# lab or call is a change 0004 counts too), so it adds no lock and no lock order.
+_CHANGED = "(o.lab_id, o.result_call) IS DISTINCT FROM (n.lab_id, n.result_call)"
+TUBES = f"""
+--
+CREATE FUNCTION progress_tubes_updated_split() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO progress_counts AS p
+        (round_id, sampling_point_id, lab_id, pool_positive, pool_suspicious)
+    SELECT round_id, sampling_point_id, lab_id, sum(pool_positive), sum(pool_suspicious)
+    FROM (
+        SELECT {_KEY.format(a="o")}, {_pool_calls("o", "-")} FROM {_PAIRS} WHERE {_CHANGED}
+        UNION ALL
+        SELECT {_KEY.format(a="n")}, {_pool_calls("n", "+")} FROM {_PAIRS} WHERE {_CHANGED}
+    ) d
+    GROUP BY round_id, sampling_point_id, lab_id
+    HAVING sum(pool_positive) <> 0 OR sum(pool_suspicious) <> 0
+    ORDER BY round_id, sampling_point_id, lab_id
+    ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE
+        SET pool_positive = p.pool_positive + EXCLUDED.pool_positive,
+            pool_suspicious = p.pool_suspicious + EXCLUDED.pool_suspicious;
     INSERT INTO lab_turnaround_counts AS t (round_id, lab_id, bucket, n)
-    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n", since="received_at")},
-           count(*)
+    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
     FROM {_PAIRS}
     WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.received_at IS NOT NULL
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n;"""
-    return f"""
---
-CREATE OR REPLACE FUNCTION progress_tubes_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    {_upsert(f"SELECT {_KEY.format(a='n')}, {_deltas('n', '+', new)} FROM new_rows n", new)};
+    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n;
     RETURN NULL;
 END $$;
 --
-CREATE OR REPLACE FUNCTION progress_tubes_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    {
-        _upsert(
-            f"SELECT {_KEY.format(a='o')}, {_deltas('o', '-', new)} FROM {_PAIRS}"
-            f" WHERE {_CHANGED}"
-            f" UNION ALL"
-            f" SELECT {_KEY.format(a='n')}, {_deltas('n', '+', new)} FROM {_PAIRS}"
-            f" WHERE {_CHANGED}",
-            new,
-        )
-    };
-    INSERT INTO turnaround_counts AS t (round_id, lab_id, bucket, n)
-    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n", since="sealed_at")},
-           count(*)
-    FROM {_PAIRS}
-    WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.sealed_at IS NOT NULL
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n;{
-        lab_turnaround if new else ""
-    }
-    RETURN NULL;
-END $$;
+CREATE TRIGGER progress_tubes_updated_split AFTER UPDATE ON tubes
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION progress_tubes_updated_split();
+"""
+OLD_TUBES = """
+--
+DROP TRIGGER progress_tubes_updated_split ON tubes;
+--
+DROP FUNCTION progress_tubes_updated_split();
 """
 
 
@@ -193,17 +159,18 @@ FROM (
 ) f
 WHERE p.round_id = f.round_id AND p.sampling_point_id = f.sampling_point_id AND p.lab_id = 0
 --
-UPDATE progress_counts p SET pool_positive = f.positive, pool_suspicious = f.suspicious
-FROM (
-    SELECT round_id, sampling_point_id, coalesce(lab_id, 0) AS lab_id,
-           count(*) FILTER (WHERE result_call = 'positive') AS positive,
-           count(*) FILTER (WHERE result_call = 'suspicious') AS suspicious
-    FROM tubes n WHERE {POOLED.format(a="n")} GROUP BY 1, 2, 3
-) f
-WHERE (p.round_id, p.sampling_point_id, p.lab_id) = (f.round_id, f.sampling_point_id, f.lab_id)
+INSERT INTO progress_counts AS p
+    (round_id, sampling_point_id, lab_id, pool_positive, pool_suspicious)
+SELECT round_id, sampling_point_id, coalesce(lab_id, 0),
+       count(*) FILTER (WHERE result_call = 'positive'),
+       count(*) FILTER (WHERE result_call = 'suspicious')
+FROM tubes n WHERE {POOLED.format(a="n")} AND result_call IN ('positive', 'suspicious')
+GROUP BY 1, 2, 3
+ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE
+    SET pool_positive = EXCLUDED.pool_positive, pool_suspicious = EXCLUDED.pool_suspicious
 --
 INSERT INTO lab_turnaround_counts (round_id, lab_id, bucket, n)
-SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n", since="received_at")}, count(*)
+SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
 FROM tubes n WHERE n.state = 'resulted' AND n.received_at IS NOT NULL
 GROUP BY 1, 2, 3
 """
@@ -238,14 +205,14 @@ def upgrade() -> None:
             "round_id", "lab_id", "bucket", name=op.f("pk_lab_turnaround_counts")
         ),
     )
-    _run(_tube_functions(new=True))
+    _run(TUBES)
     _run(SAMPLES)
     _run(BACKFILL)
 
 
 def downgrade() -> None:
     _run(OLD_SAMPLES)
-    _run(_tube_functions(new=False))
+    _run(OLD_TUBES)
     op.drop_table("lab_turnaround_counts")
     for column in ("pool_suspicious", "pool_positive", "people"):
         op.drop_column("progress_counts", column)
