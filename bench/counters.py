@@ -12,7 +12,7 @@ all three alike:
 
 - ``none``: every counter trigger disabled (the baseline);
 - ``0004``: the counters of migration 0004 (samples counted, not people);
-- ``0005``: migration 0005 (people counted once through ``round_people``; a trigger of
+- ``0006``: migration 0006 (people counted once through ``round_people``; a trigger of
   its own for pooled tubes and in-lab turnaround).
 
 Prints the mean cost of each and its ratio to the baseline and to 0004.
@@ -57,7 +57,7 @@ def migration(name: str):  # type: ignore[no-untyped-def]
     return module
 
 
-M5 = migration("0005_truthful_progress.py")
+M6 = migration("0006_truthful_progress.py")
 
 
 def _idempotent(script: str) -> str:
@@ -70,8 +70,8 @@ def _idempotent(script: str) -> str:
 
 
 SETUPS = {
-    "0004": _idempotent(M5.OLD_SAMPLES + M5.OLD_TUBES),
-    "0005": _idempotent(M5.TUBES + M5.SAMPLES),
+    "0004": _idempotent(M6.OLD_SAMPLES + M6.OLD_TUBES),
+    "0006": _idempotent(M6.TUBES + M6.SAMPLES),
 }
 TRIGGERS = (
     ("tubes", "progress_tubes_inserted"),
@@ -190,17 +190,17 @@ async def main(args: argparse.Namespace) -> None:
         # commits do not wait for the disk: the figure is the statements' own work
         await conn.execute("SET synchronous_commit = off")
         run = Run(conn)
-        for setup_name in ("none", "0004", "0005"):  # warm-up, not counted
+        for setup_name in ("none", "0004", "0006"):  # warm-up, not counted
             await setup(conn, setup_name)
             await run.scans(100)
-        scans: dict[str, list[float]] = {"none": [], "0004": [], "0005": []}
-        batches: dict[str, list[float]] = {"none": [], "0004": [], "0005": []}
+        scans: dict[str, list[float]] = {"none": [], "0004": [], "0006": []}
+        batches: dict[str, list[float]] = {"none": [], "0004": [], "0006": []}
         for _ in range(args.rounds):
-            for setup_name in ("none", "0004", "0005"):
+            for setup_name in ("none", "0004", "0006"):
                 await setup(conn, setup_name)
                 scans[setup_name].append(await run.scans(args.scans))
                 batches[setup_name].append(await run.batch(args.batch))
-        await setup(conn, "0005")
+        await setup(conn, "0006")
         await conn.close()
     finally:
         await drop_database(base, name)

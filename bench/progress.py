@@ -7,7 +7,7 @@ one 10-in-1 round, ``--samples / 10`` residents each swabbed into ten tubes (so 
 round holds ``--samples`` registrations in ``--samples / 10`` tubes: sealed,
 in transit, received and resulted at 0.1% positive, across all points and labs).
 Seeding runs with triggers off (session_replication_role = replica) and then fills
-the counters with the backfill SQL of migrations 0004 and 0005, exactly what the
+the counters with the backfill SQL of migrations 0004 and 0006, exactly what the
 triggers would have written. Then ``--requests`` sequential GET /progress and GET /healthz calls,
 interleaved, in the same run: p50/p99 latency of each and their ratio (the default
 first page of 100 sampling points; districts, labs and totals are never paged).
@@ -29,7 +29,7 @@ from service import asyncpg_dsn, running_service
 from pooling.barcodes import format_barcode
 
 VERSIONS = Path(__file__).parents[1] / "screening/migrations/versions"
-MIGRATIONS = ("0004_progress_counters.py", "0005_truthful_progress.py")
+MIGRATIONS = ("0004_progress_counters.py", "0006_truthful_progress.py")
 BATCH = 500_000
 
 

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     """How often the live feed (``GET /events``) looks for new events (one poller per
     process, whatever the number of listeners)."""
     timezone: str = "Asia/Shanghai"
-    """IANA zone for every time a person reads (pages, PDFs, CSV); JSON keeps offsets."""
+    """IANA zone where human-read times are shown (pages, PDFs, CSV, the command line);
+    JSON keeps ISO 8601 with offsets."""
 
     @field_validator("timezone")
     @classmethod

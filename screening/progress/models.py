@@ -14,7 +14,7 @@ from screening.db import Base
 class ProgressCount(Base):
     """Per round, sampling point and lab (0: not at a lab yet): samples taken
     (``registered``, re-tests included), people sampled for the first time this round
-    at this point (``people``, migration 0005), tubes by state, tubes by latest call,
+    at this point (``people``, migration 0006), tubes by state, tubes by latest call,
     pooled tubes by positive call, and single tubes with a positive call."""
 
     __tablename__ = "progress_counts"

@@ -1,5 +1,5 @@
 """Where a round stands, read from counters (``progress_counts``, ``turnaround_counts``,
-``lab_turnaround_counts``, kept by triggers, migrations 0004 and 0005) and from the
+``lab_turnaround_counts``, kept by triggers, migrations 0004 and 0006) and from the
 small tables (de-pool cases, boxes on the road): the cost grows with sampling points
 and labs, never with samples."""
 
