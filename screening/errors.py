@@ -171,7 +171,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
     """Only a lost or refused database connection is ``503 database-unavailable``;
     any other error (an OSError from a full disk or a missing file included) is a 500
     logged with its traceback."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -230,7 +230,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
     """No connection came free in the pool in time: the database is there but busy,
     which a client handles exactly like an outage (wait, send again)."""
-    log.warning("no database connection free during %s %s", request.method, request.url.path)
+    log.warning("no database connection free during %s %s", request.method, route_of(request.scope))
     return problem_response(
         DatabaseUnavailable("no database connection came free in time; try again shortly")
     )
