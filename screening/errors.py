@@ -170,7 +170,15 @@ def _is_connection_os_error(exc: BaseException) -> bool:
 def is_database_unavailable(exc: BaseException) -> bool:
     """Only a lost or refused database connection is ``503 database-unavailable``;
     any other error (an OSError from a full disk or a missing file included) is a 500
-    logged with its traceback."""
+    logged with its traceback. SQLAlchemy wraps the driver's error (``orig``, whose
+    cause is asyncpg's own), so the wrapped errors are looked at too."""
+    inner = getattr(exc, "orig", None) or exc.__cause__
+    return _is_connection_level(exc) or (
+        inner is not None and inner is not exc and is_database_unavailable(inner)
+    )
+
+
+def _is_connection_level(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
