@@ -170,8 +170,16 @@ def _is_connection_os_error(exc: BaseException) -> bool:
 def is_database_unavailable(exc: BaseException) -> bool:
     """Only a lost or refused database connection is ``503 database-unavailable``;
     any other error (an OSError from a full disk or a missing file included) is a 500
-    logged with its traceback."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    logged with its traceback. SQLAlchemy wraps the driver's error (``orig``, whose
+    cause is asyncpg's own), so the wrapped errors are looked at too."""
+    inner = getattr(exc, "orig", None) or exc.__cause__
+    return _is_connection_level(exc) or (
+        inner is not None and inner is not exc and is_database_unavailable(inner)
+    )
+
+
+def _is_connection_level(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -255,7 +263,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
     """No connection came free in the pool in time: the database is there but busy,
     which a client handles exactly like an outage (wait, send again)."""
-    log.warning("no database connection free during %s %s", request.method, request.url.path)
+    log.warning("no database connection free during %s %s", request.method, route_of(request.scope))
     return problem_response(
         DatabaseUnavailable("no database connection came free in time; try again shortly")
     )

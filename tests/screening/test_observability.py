@@ -10,11 +10,14 @@ import json
 import logging
 import re
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from screening.app import create_app
+from screening.errors import is_database_unavailable
 from screening.observability import configure_logging
 from screening.results import router as results_router
 
@@ -146,6 +149,29 @@ class TestErrors:
         warnings = [line for line in json_logs() if line["level"] == "warning"]
         assert any("database unavailable" in w["event"] for w in warnings)
         assert not [line for line in json_logs() if line["level"] == "error"]
+
+
+def wrapped_like_sqlalchemy(driver_error: Exception) -> DBAPIError:
+    """A driver error as SQLAlchemy's asyncpg dialect hands it on: the adapter's error
+    (caused by asyncpg's) wrapped in a DBAPIError."""
+    try:
+        try:
+            raise driver_error
+        except Exception as error:
+            raise RuntimeError(str(error)) from error
+    except RuntimeError as adapted:
+        return DBAPIError("SELECT 1", None, adapted)
+
+
+class TestWhatIsAnOutage:
+    def test_a_full_server_refusing_connections_is_an_outage(self):
+        refused = asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+        assert is_database_unavailable(wrapped_like_sqlalchemy(refused))
+
+    def test_a_failing_statement_is_not(self):
+        broken = asyncpg.exceptions.UniqueViolationError("duplicate key value")
+        assert not is_database_unavailable(wrapped_like_sqlalchemy(broken))
+        assert not is_database_unavailable(OSError(errno.ENOSPC, "No space left on device"))
 
 
 def sample_value(text: str, name: str, **labels: str) -> float:
