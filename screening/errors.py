@@ -183,24 +183,11 @@ def _is_connection_level(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    for cause in _causes(exc):
-        # SQLAlchemy wraps the driver's error: "too many clients" arrives as a DBAPIError
-        if type(cause).__name__ in _CONNECTION_ERROR_NAMES:
-            return True
-        if isinstance(cause, asyncpg.exceptions.PostgresConnectionError):
-            return True
+    if type(exc).__name__ in _CONNECTION_ERROR_NAMES:
+        return True
+    if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
+        return True
     return _is_connection_os_error(exc)
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (``.orig``, ``__cause__``), a few levels deep."""
-    found: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and len(found) < 5:
-        found.append(current)
-        wrapped = getattr(current, "orig", None)
-        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
-    return found
 
 
 def route_of(scope: Scope) -> str:

@@ -111,15 +111,7 @@ class TestErrors:
         assert "/api/v1/labs/{lab}/results" in error["event"]
         assert "Traceback" in error["exception"] and type(failure).__name__ in error["exception"]
 
-    async def test_a_server_with_no_connection_left_is_503_not_500(
-        self, scene, client, monkeypatch
-    ):
-        # what SQLAlchemy raises when PostgreSQL says "sorry, too many clients already":
-        # the driver's error wrapped twice
-        import asyncpg
-        from sqlalchemy.exc import DBAPIError
-
-        async def crowded(*_, **__):
+    async def crowded(*_, **__):
             driver = asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
             adapted = RuntimeError("adapted")
             adapted.__cause__ = driver
