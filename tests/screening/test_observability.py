@@ -111,20 +111,6 @@ class TestErrors:
         assert "/api/v1/labs/{lab}/results" in error["event"]
         assert "Traceback" in error["exception"] and type(failure).__name__ in error["exception"]
 
-    async def crowded(*_, **__):
-            driver = asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
-            adapted = RuntimeError("adapted")
-            adapted.__cause__ = driver
-            raise DBAPIError("SELECT 1", None, adapted)
-
-        monkeypatch.setattr(results_router.service, "upload_results", crowded)
-        r = await client.post(
-            "/labs/L1/results",
-            headers=scene.tokens["L1"],
-            files={"file": ("p.csv", b"plate,well,sample\n", "text/csv")},
-        )
-        assert (r.status_code, r.json()["type"]) == (503, "database-unavailable")
-
     async def test_a_refused_database_connection_is_503_database_unavailable(
         self, settings, json_logs
     ):
