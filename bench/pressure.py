@@ -48,7 +48,7 @@ async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> di
     await seed(asyncpg_dsn(svc.db_url), tubes)
     async with httpx.AsyncClient(base_url=svc.base + "/api/v1", timeout=60) as client:
         census = "id_type,id_number,name,phone,district\n" + "".join(
-            f"passport,Q{i:08d},居民{i},,B1\n" for i in range(people)
+            f"other,Q{i:08d},居民{i},,B1\n" for i in range(people)
         )
         r = await client.post(
             "/residents/import", headers=svc.admin, files={"file": ("c.csv", census)}

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     process, whatever the number of listeners)."""
     timezone: str = "Asia/Shanghai"
     """Where human-read times are shown (pages, PDFs, the command line)."""
+    code_sheet_max_cards: int = 5_000
+    """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 
 
 @lru_cache

@@ -1,7 +1,7 @@
 """Personal data: validation of ID numbers, encryption at rest, keyed look-up hashes
 and masking for answers.
 
-ID numbers, names and phones are stored only as AES-GCM ciphertexts; the ID number
+ID numbers, names, phones and home addresses are stored only as AES-GCM ciphertexts; the ID number
 is also kept as an HMAC-SHA256 (keyed, so a dump cannot be brute-forced over the
 small space of PRC ID numbers without the key). Both keys derive from one secret:
 ``SCREENING_SECRET_KEY`` or, when unset, a random key created once in the data folder.
@@ -17,38 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from stdnum.cn import ric
-from stdnum.exceptions import ValidationError
 
 from screening.config import Settings
+from screening.residents.identity import (  # the rules live with residents; re-exported
+    ID_TYPES,
+    InvalidIdNumber,
+    normalize_id_number,
+    normalize_name,
+)
 
-ID_TYPES = ("prc_id", "passport", "other")
+__all__ = [
+    "ID_TYPES",
+    "InvalidIdNumber",
+    "Vault",
+    "load_vault",
+    "mask_address",
+    "mask_id_number",
+    "mask_name",
+    "mask_phone",
+    "normalize_id_number",
+    "normalize_name",
+]
+
 NONCE_BYTES = 12
-
-
-class InvalidIdNumber(ValueError):
-    """An ID number that cannot be right (bad check digit, birth date, characters)."""
-
-
-def normalize_id_number(id_type: str, id_number: str) -> str:
-    """The canonical form an ID is hashed and stored in; raises InvalidIdNumber.
-
-    A ``prc_id`` must pass GB 11643 (birth date and the ISO 7064 MOD 11-2 check
-    character); python-stdnum implements exactly that.
-    """
-    compact = "".join(id_number.split()).upper()
-    if id_type == "prc_id":
-        try:
-            return str(ric.validate(compact))
-        except ValidationError as exc:
-            raise InvalidIdNumber(f"not a valid PRC resident ID number: {exc}") from None
-    if not (3 <= len(compact) <= 32) or not compact.isascii() or not compact.isalnum():
-        raise InvalidIdNumber("an ID number has 3 to 32 letters and digits")
-    return compact
-
-
-def normalize_name(name: str) -> str:
-    return " ".join(name.split())
 
 
 def mask_name(name: str) -> str:
@@ -67,6 +58,12 @@ def mask_id_number(id_number: str) -> str:
     if len(id_number) <= 2 * keep:
         return "*" * len(id_number)
     return id_number[:keep] + "*" * (len(id_number) - 2 * keep) + id_number[-keep:]
+
+
+def mask_address(address: str) -> str:
+    """``中山路1号3栋502`` -> ``中山路1号****``: the street stays, the door does not."""
+    keep = min(6, len(address) // 2)
+    return address[:keep] + "*" * 4 if address else ""
 
 
 def mask_phone(phone: str) -> str:

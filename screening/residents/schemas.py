@@ -5,19 +5,41 @@ from pydantic import Field
 
 from screening.schemas import Schema
 
-IdType = Literal["prc_id", "passport", "other"]
+IdType = Literal["prc_id", "hkmo_permit", "tw_permit", "foreign_permanent", "passport", "other"]
+PHONE_PATTERN = r"^\+?[0-9 -]{5,20}$"
 
 
 class ResidentCreate(Schema):
     id_type: IdType
     id_number: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    district: str | None = Field(
+        default=None,
+        max_length=32,
+        description="district code; a sampler's own point's district when absent",
+    )
+    nationality: str | None = Field(
+        default=None, max_length=3, description="ISO 3166-1 alpha-3; required for a passport"
+    )
+    community: str | None = Field(
+        default=None, max_length=64, description="neighbourhood committee (社区/居委会)"
+    )
+    address: str | None = Field(
+        default=None, max_length=200, description="home address; stored encrypted"
+    )
+
+
+class SelfRegistration(ResidentCreate):
+    """A resident registering themselves or a family member on /me (no token)."""
+
+    phone: str = Field(pattern=PHONE_PATTERN)
     district: str = Field(max_length=32, description="district code")
 
 
 class ResidentCode(Schema):
     resident_code: str
+    name_masked: str
 
 
 class ResidentRead(Schema):
@@ -27,6 +49,9 @@ class ResidentRead(Schema):
     name_masked: str
     phone_masked: str | None
     district: str
+    nationality: str | None = None
+    community: str | None = None
+    address_masked: str | None = None
 
 
 class ImportRejection(Schema):
@@ -50,6 +75,9 @@ class ImportSummary(Schema):
 class ResultQuery(Schema):
     id_number: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=100)
+    nationality: str | None = Field(
+        default=None, max_length=3, description="for a passport: narrows it to one country"
+    )
 
 
 Status = Literal["pending", "negative", "retest", "positive", "invalid"]
@@ -61,7 +89,10 @@ class RoundStanding(Schema):
     sampled_at: datetime
     kind: Literal["pool", "single"]
     status: Status
-    reported_at: datetime | None = None
+    reported_at: datetime | None = Field(
+        default=None, description="in the deployment's zone (SCREENING_TIMEZONE)"
+    )
+    lab: str | None = Field(default=None, description="name of the lab that reported")
 
 
 class ResultAnswer(Schema):

@@ -1,56 +1,60 @@
-"""Registering residents (one, or a census file) and their own result query.
+"""Registering residents (one at a time, by a clerk, a sampler or the resident), and
+reading one back masked.
 
 Registration is a hot path and a bulk path, so it speaks SQL: one statement inserts
 a whole batch with ``ON CONFLICT (id_hash) DO NOTHING`` and answers every line with
-its code, whether the person is new or already known.
+its code, whether the person is new or already known. A known ID number under a
+*different* name is an identity conflict, never a merge: the second person must not
+be handed the first one's code (and so their results).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
+import anyio
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, INTEGER, TEXT
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.iso7064 import mod_37_36
 
-from pooling.standing import SampleOutcome, resident_status
-from screening.errors import NotFound, Unprocessable, UnreadableFile
-from screening.privacy import (
-    ID_TYPES,
+from screening.errors import Conflict, NotFound, Unprocessable
+from screening.privacy import Vault, mask_address, mask_id_number, mask_name, mask_phone
+from screening.reference.models import District, SamplingPoint
+from screening.residents.identity import (
     InvalidIdNumber,
-    Vault,
-    mask_id_number,
-    mask_name,
-    mask_phone,
     normalize_id_number,
     normalize_name,
+    same_name,
+    split_canonical,
 )
-from screening.reference.models import District
 from screening.residents.models import Resident
-from screening.residents.schemas import (
-    ImportCode,
-    ImportRejection,
-    ImportSummary,
-    ResidentCreate,
-    ResidentRead,
-    RoundStanding,
-)
+from screening.residents.schemas import ResidentCode, ResidentCreate, ResidentRead
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: nothing to misread
 CODE_RANDOM_CHARS = 13
-IMPORT_COLUMNS = ("id_type", "id_number", "name", "phone", "district")
-IMPORT_BATCH = 5_000
+NAME_MAX = 100
+COMMUNITY_MAX = 64
+ADDRESS_MAX = 200
 
 
 class InvalidIdNumberError(Unprocessable):
     type, title = "invalid-id-number", "Invalid ID number"
+
+
+class IdentityConflict(Conflict):
+    type, title = "identity-conflict", "ID number registered under another name"
+    DETAIL = (
+        "该证件号码已用另一个姓名登记过。请核对证件号码和姓名；"
+        "如确为本人，请持证件到社区或采样点核实更正。"
+    )
+
+
+class BadResidentCode(Unprocessable):
+    type, title = "bad-resident-code", "Resident code check character wrong"
 
 
 def new_resident_code() -> str:
@@ -72,30 +76,120 @@ def is_resident_code(code: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """One validated person, ready to store (values still in clear)."""
+    """One validated person, ready to store (values still in clear).
+
+    ``id_number`` is the canonical form from ``normalize_id_number`` (for a passport
+    ``USA:E1234567``: the nationality is part of who they are).
+    """
 
     id_type: str
     id_number: str
     name: str
     phone: str | None
     district_id: int
+    community: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What registering one person came to: their code, or None for a conflict."""
+
+    resident_code: str | None
+    created: bool
+
+    @property
+    def conflict(self) -> bool:
+        return self.resident_code is None
+
+
+def validate_person(
+    id_type: str,
+    id_number: str,
+    name: str,
+    phone: str | None,
+    *,
+    nationality: str | None = None,
+    community: str | None = None,
+    address: str | None = None,
+) -> tuple[str, str, str | None, str | None, str | None]:
+    """Normalised (id_number, name, phone, community, address).
+
+    Raises InvalidIdNumber for the ID, ValueError (a Chinese sentence) for the rest.
+    """
+    canonical = normalize_id_number(id_type, id_number, nationality=nationality)
+    clean_name = normalize_name(name)
+    if not clean_name or len(clean_name) > NAME_MAX:
+        raise ValueError(f"姓名不能为空，最多{NAME_MAX}个字。")
+    clean_phone = "".join(c for c in (phone or "") if c in "+0123456789") or None
+    if clean_phone is not None and not 5 <= len(clean_phone) <= 20:
+        raise ValueError("电话号码应为5至20位数字。")
+    clean_community = " ".join((community or "").split()) or None
+    if clean_community is not None and (
+        len(clean_community) > COMMUNITY_MAX or "\x00" in clean_community
+    ):
+        raise ValueError(f"社区名称最多{COMMUNITY_MAX}个字。")
+    clean_address = " ".join((address or "").split()) or None
+    if clean_address is not None and len(clean_address) > ADDRESS_MAX:
+        raise ValueError(f"住址最多{ADDRESS_MAX}个字。")
+    return canonical, clean_name, clean_phone, clean_community, clean_address
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A batch in the form it is stored in: hashed, encrypted, with fresh codes
+    (CPU work, done off the event loop for big batches)."""
+
+    people: Sequence[Registration]
+    params: dict[str, list[Any]]
+
+    @property
+    def hashes(self) -> list[bytes]:
+        hashes: list[bytes] = self.params["hashes"]
+        return hashes
+
+
+def seal(vault: Vault, people: Sequence[Registration]) -> Sealed:
+    """Hash and encrypt ``people`` (the printed number is encrypted; the hash covers
+    the canonical form, nationality included)."""
+    numbers = [split_canonical(p.id_number) for p in people]
+    return Sealed(
+        people,
+        {
+            "ords": list(range(len(people))),
+            "codes": [new_resident_code() for _ in people],
+            "id_types": [p.id_type for p in people],
+            "hashes": [vault.id_hash(p.id_type, p.id_number) for p in people],
+            "id_encs": [vault.encrypt(number) for number, _ in numbers],
+            "name_encs": [vault.encrypt(p.name) for p in people],
+            "phone_encs": [vault.encrypt(p.phone) if p.phone else None for p in people],
+            "districts": [p.district_id for p in people],
+            "nationalities": [country for _, country in numbers],
+            "communities": [p.community for p in people],
+            "address_encs": [vault.encrypt(p.address) if p.address else None for p in people],
+        },
+    )
 
 
 _REGISTER = text(
     """
     WITH input AS (
         SELECT * FROM unnest(:ords, :codes, :id_types, :hashes, :id_encs, :name_encs,
-                             :phone_encs, :districts)
-            AS t(ord, code, id_type, id_hash, id_enc, name_enc, phone_enc, district_id)
+                             :phone_encs, :districts, :nationalities, :communities,
+                             :address_encs)
+            AS t(ord, code, id_type, id_hash, id_enc, name_enc, phone_enc, district_id,
+                 nationality, community, address_enc)
     ), ins AS (
-        INSERT INTO residents (code, id_type, id_hash, id_enc, name_enc, phone_enc, district_id)
+        INSERT INTO residents (code, id_type, id_hash, id_enc, name_enc, phone_enc,
+                               district_id, nationality, community, address_enc)
         SELECT DISTINCT ON (id_hash) code, id_type, id_hash, id_enc, name_enc, phone_enc,
-               district_id
+               district_id, nationality, community, address_enc
         FROM input ORDER BY id_hash, ord
         ON CONFLICT (id_hash) DO NOTHING
         RETURNING id_hash, code
     )
-    SELECT i.ord, i.id_hash, COALESCE(ins.code, r.code) AS code, ins.code = i.code AS created
+    SELECT i.ord, COALESCE(ins.code, r.code) AS code, ins.code = i.code AS created,
+           r.name_enc AS known_name
     FROM input i
     LEFT JOIN ins ON ins.id_hash = i.id_hash
     LEFT JOIN residents r ON r.id_hash = i.id_hash
@@ -110,167 +204,143 @@ _REGISTER = text(
     bindparam("name_encs", type_=ARRAY(BYTEA)),
     bindparam("phone_encs", type_=ARRAY(BYTEA)),
     bindparam("districts", type_=ARRAY(INTEGER)),
+    bindparam("nationalities", type_=ARRAY(TEXT)),
+    bindparam("communities", type_=ARRAY(TEXT)),
+    bindparam("address_encs", type_=ARRAY(BYTEA)),
 )
+
+Answer = tuple[str | None, bool, bytes | None]  # code, created, the known person's name
+
+
+def judge(vault: Vault, sealed: Sealed, answers: Sequence[Answer]) -> list[Outcome]:
+    """Each line's outcome: a known ID number stays that person's only under a name
+    that compares equal (CPU work: decrypts the known names)."""
+    first_name: dict[bytes, str] = {}
+    for person, id_hash in zip(sealed.people, sealed.hashes, strict=True):
+        first_name.setdefault(id_hash, person.name)
+    outcomes = []
+    for person, id_hash, (code, created, known) in zip(
+        sealed.people, sealed.hashes, answers, strict=True
+    ):
+        if created:
+            outcomes.append(Outcome(code, True))
+            continue
+        # known before this batch (its stored name), or earlier in this batch
+        holder = vault.decrypt(known) if known is not None else first_name[id_hash]
+        outcomes.append(
+            Outcome(code, False) if same_name(holder, person.name) else Outcome(None, False)
+        )
+    return outcomes
+
+
+async def store(session: AsyncSession, sealed: Sealed) -> list[Answer]:
+    """Insert the batch; answer (code, created, known name) per person, in order."""
+    rows = (await session.execute(_REGISTER, sealed.params)).all()
+    answers: list[Answer] = [(row.code, bool(row.created), row.known_name) for row in rows]
+    missing = [i for i, (code, _, _) in enumerate(answers) if code is None]
+    if missing:
+        # Registered by a concurrent request that committed after our snapshot.
+        found_rows = await session.execute(
+            select(Resident.id_hash, Resident.code, Resident.name_enc).where(
+                Resident.id_hash.in_([sealed.hashes[i] for i in missing])
+            )
+        )
+        found = {id_hash: (code, name) for id_hash, code, name in found_rows}
+        for i in missing:
+            code, name = found[sealed.hashes[i]]
+            answers[i] = (code, False, name)
+    return answers
+
+
+async def register_people(
+    session: AsyncSession, vault: Vault, people: Sequence[Registration], *, offload: bool = False
+) -> list[Outcome]:
+    """Store ``people``; one Outcome each, in order (conflicts are not stored).
+    ``offload`` runs the hashing, encryption and name checks in a worker thread."""
+    if not people:
+        return []
+    if offload:
+        sealed = await anyio.to_thread.run_sync(seal, vault, people)
+        answers = await store(session, sealed)
+        return await anyio.to_thread.run_sync(judge, vault, sealed, answers)
+    sealed = seal(vault, people)
+    return judge(vault, sealed, await store(session, sealed))
 
 
 async def register_many(
     session: AsyncSession, vault: Vault, people: Sequence[Registration]
 ) -> list[tuple[str, bool]]:
-    """Store ``people``; answer ``(resident_code, created)`` for each, in order."""
-    if not people:
-        return []
-    hashes = [vault.id_hash(p.id_type, p.id_number) for p in people]
-    rows = (
-        await session.execute(
-            _REGISTER,
-            {
-                "ords": list(range(len(people))),
-                "codes": [new_resident_code() for _ in people],
-                "id_types": [p.id_type for p in people],
-                "hashes": hashes,
-                "id_encs": [vault.encrypt(p.id_number) for p in people],
-                "name_encs": [vault.encrypt(p.name) for p in people],
-                "phone_encs": [vault.encrypt(p.phone) if p.phone else None for p in people],
-                "districts": [p.district_id for p in people],
-            },
-        )
-    ).all()
-    answers = [(row.code, bool(row.created)) for row in rows]
-    missing = [i for i, (code, _) in enumerate(answers) if code is None]
-    if missing:
-        # Registered by a concurrent request that committed after our snapshot.
-        rows_found = await session.execute(
-            select(Resident.id_hash, Resident.code).where(
-                Resident.id_hash.in_([hashes[i] for i in missing])
-            )
-        )
-        found = {id_hash: code for id_hash, code in rows_found}
-        for i in missing:
-            answers[i] = (found[hashes[i]], False)
+    """Store ``people``; answer ``(resident_code, created)`` for each, in order.
+    Raises IdentityConflict when one of them is a known ID number under another name."""
+    answers = []
+    for outcome in await register_people(session, vault, people):
+        if outcome.resident_code is None:
+            raise IdentityConflict(IdentityConflict.DETAIL)
+        answers.append((outcome.resident_code, outcome.created))
     return answers
 
 
-async def _district_ids(session: AsyncSession, codes: set[str]) -> dict[str, int]:
-    rows = await session.execute(select(District.code, District.id).where(District.code.in_(codes)))
-    return dict(rows.all())
+async def district_ids(session: AsyncSession, codes: set[str] | None = None) -> dict[str, int]:
+    """District code -> id (all districts when ``codes`` is None)."""
+    query = select(District.code, District.id)
+    if codes is not None:
+        query = query.where(District.code.in_(codes))
+    return dict((await session.execute(query)).all())
 
 
-def _validate(
-    id_type: str, id_number: str, name: str, phone: str | None
-) -> tuple[str, str, str | None]:
-    """Normalised (id_number, name, phone); raises InvalidIdNumber or ValueError."""
-    if id_type not in ID_TYPES:
-        raise ValueError(f"id_type must be one of {', '.join(ID_TYPES)}")
-    normalized = normalize_id_number(id_type, id_number)
-    clean_name = normalize_name(name)
-    if not clean_name or len(clean_name) > 100:
-        raise ValueError("name is required (at most 100 characters)")
-    clean_phone = "".join(c for c in (phone or "") if c.isdigit() or c == "+") or None
-    if clean_phone is not None and not 5 <= len(clean_phone) <= 20:
-        raise ValueError("phone must have 5 to 20 digits")
-    return normalized, clean_name, clean_phone
+async def district_of_point(session: AsyncSession, sampling_point_id: int) -> str:
+    code = await session.scalar(
+        select(District.code)
+        .join(SamplingPoint, SamplingPoint.district_id == District.id)
+        .where(SamplingPoint.id == sampling_point_id)
+    )
+    if code is None:
+        raise NotFound("这个采样点没有所属的区。")
+    return code
 
 
 async def register_resident(
-    session: AsyncSession, vault: Vault, body: ResidentCreate
+    session: AsyncSession,
+    vault: Vault,
+    body: ResidentCreate,
+    *,
+    default_district: str | None = None,
 ) -> tuple[str, bool]:
+    """Register one person (``default_district`` when the body names none: a sampler's
+    point's district); ``(resident_code, created)``."""
     try:
-        id_number, name, phone = _validate(body.id_type, body.id_number, body.name, body.phone)
+        id_number, name, phone, community, address = validate_person(
+            body.id_type,
+            body.id_number,
+            body.name,
+            body.phone,
+            nationality=body.nationality,
+            community=body.community,
+            address=body.address,
+        )
     except InvalidIdNumber as exc:
         raise InvalidIdNumberError(
-            str(exc), errors=[{"loc": ["body", "id_number"], "msg": str(exc)}]
+            str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}]
         ) from None
     except ValueError as exc:
         raise Unprocessable(str(exc)) from None
-    districts = await _district_ids(session, {body.district})
-    if body.district not in districts:
-        raise NotFound(f"no district {body.district!r}")
-    [answer] = await register_many(
-        session,
-        vault,
-        [Registration(body.id_type, id_number, name, phone, districts[body.district])],
+    district = body.district or default_district
+    if not district:
+        raise Unprocessable(
+            "请选择所在的区。", errors=[{"loc": ["body", "district"], "msg": "请选择所在的区。"}]
+        )
+    districts = await district_ids(session, {district})
+    if district not in districts:
+        raise NotFound(f"没有代码为“{district}”的区，请核对。")
+    person = Registration(
+        body.id_type, id_number, name, phone, districts[district], community, address
     )
+    [answer] = await register_many(session, vault, [person])
     return answer
 
 
-def _read_census(raw: IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data line of a census CSV (header on line 1)."""
-    data = raw.read()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            content = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes almost anything
-        raise UnreadableFile("the file is neither UTF-8 nor GB18030 text")
-    reader = csv.reader(io.StringIO(content, newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except (StopIteration, csv.Error):
-        raise UnreadableFile("the file is empty; expected a header line") from None
-    missing = [c for c in IMPORT_COLUMNS if c not in header and c != "phone"]
-    if missing:
-        raise UnreadableFile(
-            f"line 1: the header lacks {', '.join(missing)}; expected {','.join(IMPORT_COLUMNS)}"
-        )
-    index = {name: header.index(name) for name in IMPORT_COLUMNS if name in header}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            yield line, {name: row[i].strip() if i < len(row) else "" for name, i in index.items()}
-    except csv.Error as exc:
-        raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
-
-
-async def import_residents(session: AsyncSession, vault: Vault, raw: IO[bytes]) -> ImportSummary:
-    """Register every good line of a census CSV; each bad line comes back with its reason."""
-    rejected: list[ImportRejection] = []
-    codes: list[ImportCode] = []
-    created = existing = 0
-    district_cache: dict[str, int | None] = {}
-    batch: list[tuple[int, Registration]] = []
-
-    async def flush() -> None:
-        nonlocal created, existing
-        answers = await register_many(session, vault, [reg for _, reg in batch])
-        for (line, _), (code, was_created) in zip(batch, answers, strict=True):
-            codes.append(ImportCode(line=line, resident_code=code))
-            created += was_created
-            existing += not was_created
-        batch.clear()
-
-    for line, row in _read_census(raw):
-        district = row["district"]
-        if district not in district_cache:
-            district_cache[district] = (await _district_ids(session, {district})).get(district)
-        try:
-            id_number, name, phone = _validate(
-                row["id_type"], row["id_number"], row["name"], row.get("phone")
-            )
-        except InvalidIdNumber as exc:
-            rejected.append(ImportRejection(line=line, type="invalid-id-number", detail=str(exc)))
-            continue
-        except ValueError as exc:
-            rejected.append(ImportRejection(line=line, type="invalid-request", detail=str(exc)))
-            continue
-        district_id = district_cache[district]
-        if district_id is None:
-            rejected.append(
-                ImportRejection(
-                    line=line, type="unknown-district", detail=f"no district {district!r}"
-                )
-            )
-            continue
-        batch.append((line, Registration(row["id_type"], id_number, name, phone, district_id)))
-        if len(batch) >= IMPORT_BATCH:
-            await flush()
-    if batch:
-        await flush()
-    codes.sort(key=lambda c: c.line)
-    return ImportSummary(created=created, existing=existing, rejected=rejected, codes=codes)
+def answer_for(code: str, name: str) -> ResidentCode:
+    return ResidentCode(resident_code=code, name_masked=mask_name(normalize_name(name)))
 
 
 async def read_resident(session: AsyncSession, vault: Vault, code: str) -> ResidentRead:
@@ -282,7 +352,7 @@ async def read_resident(session: AsyncSession, vault: Vault, code: str) -> Resid
         )
     ).first()
     if row is None:
-        raise NotFound("no resident with that code")
+        raise NotFound("没有这个居民码。")
     resident, district = row
     return ResidentRead(
         resident_code=resident.code,
@@ -291,83 +361,21 @@ async def read_resident(session: AsyncSession, vault: Vault, code: str) -> Resid
         name_masked=mask_name(vault.decrypt(resident.name_enc)),
         phone_masked=mask_phone(vault.decrypt(resident.phone_enc)) if resident.phone_enc else None,
         district=district,
+        nationality=resident.nationality,
+        community=resident.community,
+        address_masked=mask_address(vault.decrypt(resident.address_enc))
+        if resident.address_enc
+        else None,
     )
+
+
+async def resident_exists(session: AsyncSession, code: str) -> bool:
+    """Whether ``code`` is a resident's (422 bad-resident-code for a mistyped one)."""
+    if not is_resident_code(code):
+        raise BadResidentCode("居民码校验位不对，请重新扫描或核对。")
+    return await session.scalar(select(Resident.id).where(Resident.code == code)) is not None
 
 
 async def resident_ids_for_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, int]:
     rows = await session.execute(select(Resident.code, Resident.id).where(Resident.code.in_(codes)))
     return dict(rows.all())
-
-
-def _candidate_hashes(vault: Vault, id_number: str) -> list[bytes]:
-    hashes = []
-    for id_type in ID_TYPES:
-        try:
-            hashes.append(vault.id_hash(id_type, normalize_id_number(id_type, id_number)))
-        except InvalidIdNumber:
-            continue
-    return hashes
-
-
-# one round trip: the people holding the ID number, and every sample of theirs
-_LOOKUP = text(
-    """
-    SELECT p.id AS resident_id, p.name_enc,
-           r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
-           t.result_call AS call, t.resulted_at AS reported_at, m.status AS retest,
-           CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END
-               AS retest_at
-    FROM residents p
-    LEFT JOIN samples s ON s.resident_id = p.id
-    LEFT JOIN rounds r ON r.id = s.round_id
-    LEFT JOIN tubes t ON t.serial = s.tube_serial
-    LEFT JOIN retest_cases c ON c.pool_tube_serial = t.serial
-    LEFT JOIN retest_members m ON m.case_id = c.id AND m.resident_id = s.resident_id
-    WHERE p.id_hash = ANY(:hashes)
-    ORDER BY r.id DESC, s.sampled_at, s.id
-    """
-).bindparams(bindparam("hashes", type_=ARRAY(BYTEA)))
-
-
-async def query_standings(
-    session: AsyncSession, vault: Vault, id_number: str, name: str
-) -> list[RoundStanding] | None:
-    """The rounds of the person holding this ID number *and* this name, newest first
-    (``[]`` before their first sample); None for either mismatch, alike."""
-    hashes = _candidate_hashes(vault, id_number)
-    if not hashes:
-        return None
-    rows = (await session.execute(_LOOKUP, {"hashes": hashes})).all()
-    wanted = normalize_name(name)
-    matching = {
-        row.resident_id
-        for row in {row.resident_id: row for row in rows}.values()
-        if vault.decrypt(row.name_enc) == wanted
-    }
-    if not matching:
-        return None
-    return standings([row for row in rows if row.resident_id in matching and row.round_id])
-
-
-def standings(rows: Sequence[Row[Any]]) -> list[RoundStanding]:
-    """One item per round the person was sampled in, from their sample rows (newest
-    round first, oldest sample first within a round)."""
-    by_round: dict[int, list[Row[Any]]] = {}
-    for row in rows:
-        by_round.setdefault(row.round_id, []).append(row)
-    items = []
-    for group in by_round.values():
-        first, last = group[0], group[-1]
-        outcomes = [SampleOutcome(r.kind, r.call, r.retest) for r in group]
-        reported = [t for r in group for t in (r.reported_at, r.retest_at) if t]
-        items.append(
-            RoundStanding(
-                round=first.round_name,
-                round_id=first.round_id,
-                sampled_at=last.sampled_at,
-                kind=last.kind,
-                status=resident_status(outcomes),
-                reported_at=max(reported) if reported else None,
-            )
-        )
-    return items

@@ -54,8 +54,14 @@ ENDPOINTS = [
         "residents",
         "POST",
         "/residents",
-        lambda w: {"id_type": "passport", "id_number": "E1234567", "name": "x", "district": "D1"},
-        ADMIN,
+        lambda w: {
+            "id_type": "passport",
+            "id_number": "E1234567",
+            "nationality": "USA",
+            "name": "x",
+            "district": "D1",
+        },
+        {"admin", "P1", "P2"},  # a sampler registers walk-ins
     ),
     ("import", "POST", "/residents/import", "census", ADMIN),
     # a masked record is what a clerk sees after a scan; a lab has no need for it

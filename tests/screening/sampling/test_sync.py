@@ -123,7 +123,7 @@ class TestSyncBatch:
 class TestNormalBatch:
     async def test_a_5000_event_batch_fills_500_tubes(self, scene, db_session):
         lines = ["id_type,id_number,name,phone,district"]
-        lines += [f"passport,E{i:08d},居民{i},,D1" for i in range(5000)]
+        lines += [f"other,E{i:08d},居民{i},,D1" for i in range(5000)]
         imported = await scene.client.post(
             "/residents/import",
             headers=scene.tokens["admin"],

@@ -1,0 +1,138 @@
+"""The resident's own query: their rounds, from their ID number and name (no token).
+
+An unknown ID number and a known one under another name answer alike (None), so the
+query is no oracle for guessing ID numbers. Each round says which lab reported and
+when, in the deployment's zone, so the answer serves as a result certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pycountry
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pooling.standing import SampleOutcome, resident_status
+from screening.privacy import Vault
+from screening.residents.identity import (
+    ID_TYPES,
+    InvalidIdNumber,
+    normalize_id_number,
+    same_name,
+)
+from screening.residents.schemas import RoundStanding
+
+ALL_COUNTRIES = tuple(sorted(c.alpha_3 for c in pycountry.countries))
+
+
+def candidate_hashes(vault: Vault, id_number: str, nationality: str | None = None) -> list[bytes]:
+    """The look-up hash of ``id_number`` under every ID type it is well formed for; a
+    passport under the given nationality, or under every country when none is given
+    (the name still has to match), and in its pre-nationality form."""
+    hashes = []
+    for id_type in ID_TYPES:
+        if id_type == "passport":
+            countries = [nationality] if nationality else ALL_COUNTRIES
+            for country in countries:
+                try:
+                    canonical = normalize_id_number(id_type, id_number, nationality=country)
+                except InvalidIdNumber:
+                    break
+                hashes.append(vault.id_hash(id_type, canonical))
+            try:
+                plain = normalize_id_number("other", id_number)
+            except InvalidIdNumber:
+                continue
+            hashes.append(vault.id_hash(id_type, plain))  # registered before v1.1
+            continue
+        try:
+            hashes.append(vault.id_hash(id_type, normalize_id_number(id_type, id_number)))
+        except InvalidIdNumber:
+            continue
+    return hashes
+
+
+# one round trip: the people holding the ID number, and every sample of theirs
+_LOOKUP = text(
+    """
+    SELECT p.id AS resident_id, p.name_enc,
+           r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
+           t.result_call AS call, t.resulted_at AS reported_at, l.name AS lab,
+           m.status AS retest,
+           CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END
+               AS retest_at
+    FROM residents p
+    LEFT JOIN samples s ON s.resident_id = p.id
+    LEFT JOIN rounds r ON r.id = s.round_id
+    LEFT JOIN tubes t ON t.serial = s.tube_serial
+    LEFT JOIN labs l ON l.id = t.lab_id AND t.resulted_at IS NOT NULL
+    LEFT JOIN retest_cases c ON c.pool_tube_serial = t.serial
+    LEFT JOIN retest_members m ON m.case_id = c.id AND m.resident_id = s.resident_id
+    WHERE p.id_hash = ANY(:hashes)
+    ORDER BY r.id DESC, s.sampled_at, s.id
+    """
+).bindparams(bindparam("hashes", type_=ARRAY(BYTEA)))
+
+
+async def query_standings(
+    session: AsyncSession,
+    vault: Vault,
+    id_number: str,
+    name: str,
+    *,
+    nationality: str | None = None,
+    zone: ZoneInfo | None = None,
+) -> list[RoundStanding] | None:
+    """The rounds of the person holding this ID number *and* this name, newest first
+    (``[]`` before their first sample); None for either mismatch, alike."""
+    hashes = candidate_hashes(vault, id_number, nationality)
+    if not hashes:
+        return None
+    rows = (await session.execute(_LOOKUP, {"hashes": hashes})).all()
+    matching = {
+        row.resident_id
+        for row in {row.resident_id: row for row in rows}.values()
+        if same_name(vault.decrypt(row.name_enc), name)
+    }
+    if not matching:
+        return None
+    mine = [row for row in rows if row.resident_id in matching and row.round_id]
+    return standings(mine, zone or ZoneInfo("UTC"))
+
+
+def standings(rows: Sequence[Row[Any]], zone: ZoneInfo) -> list[RoundStanding]:
+    """One item per round the person was sampled in, from their sample rows (newest
+    round first, oldest sample first within a round); times in ``zone``."""
+    by_round: dict[int, list[Row[Any]]] = {}
+    for row in rows:
+        by_round.setdefault(row.round_id, []).append(row)
+    items = []
+    for group in by_round.values():
+        first, last = group[0], group[-1]
+        outcomes = [SampleOutcome(r.kind, r.call, r.retest) for r in group]
+        reports: list[tuple[datetime, str | None]] = [
+            (t, r.lab) for r in group for t in (r.reported_at, r.retest_at) if t
+        ]
+        latest = max(reports, key=lambda report: report[0]) if reports else None
+        lab = latest[1] if latest else None
+        if latest is not None and lab is None:
+            # a re-test member's status came with their single tube's row
+            lab = next((r.lab for r in reversed(group) if r.lab), None)
+        items.append(
+            RoundStanding(
+                round=first.round_name,
+                round_id=first.round_id,
+                sampled_at=last.sampled_at.astimezone(zone),
+                kind=last.kind,
+                status=resident_status(outcomes),
+                reported_at=latest[0].astimezone(zone) if latest else None,
+                lab=lab,
+            )
+        )
+    return items
