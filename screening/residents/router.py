@@ -13,6 +13,7 @@ from screening.residents import census, query, service
 from screening.residents.qr import qr_svg
 from screening.residents.ratelimit import FailureLimiter
 from screening.residents.schemas import (
+    DistrictChoice,
     ImportSummary,
     ResidentCode,
     ResidentCreate,
@@ -62,7 +63,7 @@ async def register_resident(
     )
     if not created:
         response.status_code = 200
-    return service.answer_for(code, body.name)
+    return await service.answer_for(session, _vault(request), code, body.name, created=created)
 
 
 @router.post("/residents/self", status_code=201, response_model=ResidentCode, responses=KNOWN)
@@ -79,7 +80,13 @@ async def register_self(
         raise
     if not created:
         response.status_code = 200
-    return service.answer_for(code, body.name)
+    return await service.answer_for(session, _vault(request), code, body.name, created=created)
+
+
+@router.get("/residents/self/districts", response_model=list[DistrictChoice])
+async def districts_for_self(session: DbSession) -> list[DistrictChoice]:
+    """The districts a resident may pick on /me (no token: codes and names only)."""
+    return await service.district_choices(session)
 
 
 @router.post(

@@ -42,6 +42,11 @@ class ResidentCode(Schema):
     name_masked: str
 
 
+class DistrictChoice(Schema):
+    code: str
+    name: str
+
+
 class ResidentRead(Schema):
     resident_code: str
     id_type: str

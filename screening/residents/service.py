@@ -32,7 +32,7 @@ from screening.residents.identity import (
     split_canonical,
 )
 from screening.residents.models import Resident
-from screening.residents.schemas import ResidentCode, ResidentCreate, ResidentRead
+from screening.residents.schemas import DistrictChoice, ResidentCode, ResidentCreate, ResidentRead
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: nothing to misread
 CODE_RANDOM_CHARS = 13
@@ -288,6 +288,11 @@ async def district_ids(session: AsyncSession, codes: set[str] | None = None) -> 
     return dict((await session.execute(query)).all())
 
 
+async def district_choices(session: AsyncSession) -> list[DistrictChoice]:
+    rows = await session.execute(select(District.code, District.name).order_by(District.name))
+    return [DistrictChoice(code=code, name=name) for code, name in rows]
+
+
 async def district_of_point(session: AsyncSession, sampling_point_id: int) -> str:
     code = await session.scalar(
         select(District.code)
@@ -339,7 +344,15 @@ async def register_resident(
     return answer
 
 
-def answer_for(code: str, name: str) -> ResidentCode:
+async def answer_for(
+    session: AsyncSession, vault: Vault, code: str, name: str, *, created: bool
+) -> ResidentCode:
+    """The registration answer; a known person's masked name is the one on record
+    (``王 小明`` again is still ``王*明``)."""
+    if not created:
+        stored = await session.scalar(select(Resident.name_enc).where(Resident.code == code))
+        if stored is not None:
+            name = vault.decrypt(stored)
     return ResidentCode(resident_code=code, name_masked=mask_name(normalize_name(name)))
 
 

@@ -46,3 +46,20 @@ async def station_worker() -> FileResponse:
 async def lab_page() -> FileResponse:
     """The lab page: receive boxes, upload instrument files, today's uploads."""
     return FileResponse(STATIC / "lab.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/me")
+async def my_codes() -> FileResponse:
+    """Residents' own page: register self and family, show each QR code (offline too)."""
+    return FileResponse(
+        STATIC / "me.html",
+        headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"},
+    )
+
+
+@router.get("/me-sw.js")
+async def my_codes_worker() -> FileResponse:
+    """The /me page's service worker (scope /me), served from the root."""
+    return FileResponse(
+        STATIC / "me-sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+    )

@@ -46,8 +46,11 @@
       head.append(round, status);
       const when = document.createElement("div");
       when.className = "when";
-      when.textContent = "采样 " + new Date(item.sampled_at).toLocaleString("zh-CN") +
-        (item.reported_at ? " · 报告 " + new Date(item.reported_at).toLocaleString("zh-CN") : "");
+      // times come in the service's zone (SCREENING_TIMEZONE), offset included: shown as written
+      const local = (iso) => iso.slice(0, 16).replace("T", " ");
+      when.textContent = "采样 " + local(item.sampled_at) +
+        (item.reported_at ? " · 报告 " + local(item.reported_at) : "") +
+        (item.lab ? " · 检测机构 " + item.lab : "");
       const text = document.createElement("p");
       text.textContent = advice;
       li.append(head, when, text);
