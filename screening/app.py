@@ -28,6 +28,7 @@ from screening.observability import router as operations_router
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
+from screening.residents.lists_router import router as resident_lists_router
 from screening.residents.ratelimit import make_failure_limiter
 from screening.residents.router import router as residents_router
 from screening.results.router import router as results_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         tokens_router,
         reference_router,
         residents_router,
+        resident_lists_router,
         rounds_router,
         sampling_router,
         transport_router,

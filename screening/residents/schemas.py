@@ -102,3 +102,25 @@ class RoundStanding(Schema):
 
 class ResultAnswer(Schema):
     items: list[RoundStanding]
+
+
+class UnsampledResident(Schema):
+    resident_code: str
+    name_masked: str
+    id_masked: str
+    phone_masked: str | None
+    community: str | None
+    district: str
+
+
+class UnsampledPage(Schema):
+    items: list[UnsampledResident]
+    next_cursor: str | None
+    total: int = Field(description="all matching residents, not only this page")
+
+
+class UnsampledDistrict(Schema):
+    district: str
+    name: str
+    registered: int
+    unsampled: int

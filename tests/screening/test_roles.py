@@ -123,6 +123,10 @@ ENDPOINTS = [
     ("progress", "GET", "/rounds/{r}/progress", None, ADMIN),
     ("report", "GET", "/rounds/{r}/report.pdf", None, ADMIN),
     ("close", "POST", "/rounds/{r}/close", None, ADMIN),
+    ("code sheets", "GET", "/districts/D1/code-sheets.pdf?community=none", None, ADMIN),
+    ("unsampled", "GET", "/rounds/{r}/unsampled", None, ADMIN),
+    ("unsampled csv", "GET", "/rounds/{r}/unsampled.csv", None, ADMIN),
+    ("unsampled counts", "GET", "/rounds/{r}/unsampled/districts", None, ADMIN),
 ]
 # a sampler of another point, or another lab, is let in but sees none of this
 FILTERED = {"retests": {"P2"}, "review": {"L2"}, "events": {"P2"}}
