@@ -1,7 +1,8 @@
 """The re-sampling squad's recall sheet for one de-pool case (A4, Chinese).
 
 The one document that shows members' full names and phones: the squad must find and
-call each person. Each row: resident code, full name, phone, where the pooled tube was
+call each person. Each row: resident code, full name (with the home address under
+it, for people without phones), phone, where the pooled tube was
 taken (the sampling point's address, not the registered one: DOMAIN.md step 4), the
 member's status and their single tube once re-sampled. Set in STSong-Light.
 """
@@ -12,6 +13,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
@@ -37,6 +39,8 @@ class RecallMember:
     phone: str | None
     status: str
     single_tube: str | None
+    home: str | None = None
+    """The registered home address: the squad finds people without phones there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,7 @@ def render_recall_sheet(
             [
                 str(number),
                 Paragraph(m.resident_code, cell),
-                Paragraph(m.name, cell),
+                Paragraph(escape(m.name) + (f"<br/>{escape(m.home)}" if m.home else ""), cell),
                 Paragraph(m.phone or "-", cell),
                 Paragraph(f"{STATUS_ZH.get(m.status, m.status)}", cell),
                 Paragraph(m.single_tube or "", cell),

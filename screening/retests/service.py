@@ -221,7 +221,7 @@ LIMIT :limit
 
 _MEMBERS = text("""
 SELECT m.case_id, m.status, m.updated_at, m.overdue_at, r.code, r.name_enc, r.id_enc,
-       r.phone_enc, st.barcode AS single_tube
+       r.phone_enc, r.address_enc, st.barcode AS single_tube
 FROM retest_members m
 JOIN residents r ON r.id = m.resident_id
 LEFT JOIN tubes st ON st.serial = m.single_tube_serial
@@ -394,6 +394,7 @@ async def recall_sheet(
             phone=vault.decrypt(m.phone_enc) if m.phone_enc else None,
             status=m.status,
             single_tube=m.single_tube,
+            home=vault.decrypt(m.address_enc) if m.address_enc else None,
         )
         for m in (await session.execute(_MEMBERS, {"case_ids": [case_id]})).all()
     ]

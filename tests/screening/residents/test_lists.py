@@ -172,3 +172,32 @@ class TestUnsampled:
                 f"/rounds/{scene.round_id}/{path}", headers=scene.tokens["P1"]
             )
             assert r.status_code == 403
+
+
+class TestRecallSheetAddress:
+    async def test_the_squad_sees_the_home_address_of_someone_without_a_phone(self, scene):
+        body = await scene.ok(
+            "/residents",
+            {
+                "id_type": "other",
+                "id_number": "NOPHONE1",
+                "name": "独居老人",
+                "district": "D1",
+                "address": "幸福路8号<2栋>301",
+            },
+        )
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0])
+        assert (await scene.sample(tube, str(body["resident_code"]))).status_code == 201
+        await scene.ship([tube], box="B1")
+        await scene.upload_lis([f"A3,{tube},30,31,26"], "PL1")
+        cases = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests", headers=scene.tokens["admin"]
+        )
+        case = cases.json()["items"][0]["case_id"]
+        r = await scene.client.get(
+            f"/rounds/{scene.round_id}/retests/{case}/recall.pdf", headers=scene.tokens["admin"]
+        )
+        extracted = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
+        flat = extracted.replace("\n", "")  # the address wraps in its cell
+        assert "独居老人" in flat and "幸福路8号<2栋>301" in flat
