@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     process, whatever the number of listeners)."""
     timezone: str = "Asia/Shanghai"
     """Where human-read times are shown (pages, PDFs, the command line)."""
+    census_process_above_bytes: int = 4 << 20
+    """A census file larger than this is checked and sealed in a worker process."""
     code_sheet_max_cards: int = 5_000
     """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 

@@ -2,10 +2,13 @@
 
 The file is never read whole: a first pass over its bytes settles the encoding
 (UTF-8, else GB18030, the two a community office's spreadsheet saves), then lines are
-read a batch at a time. Each batch's CPU work (ID checks, hashing, encryption, the
-name comparison for people already known) runs in a worker thread, so a clerk's scans
-answered by the same process keep flowing while a district's census goes in; only the
-one ``INSERT ... SELECT FROM unnest(...)`` per batch runs on the event loop.
+read a batch at a time in a thread. Each batch's CPU work (ID checks, hashing,
+encryption) runs off the event loop: in a thread for small files, and for big ones
+(``SCREENING_CENSUS_PROCESS_ABOVE_BYTES``) in one worker process, a batch ahead of
+the insert, because a thread doing pure-Python work still takes the GIL from the
+event loop in 5 ms slices and a clerk's scans answered by the same process would
+queue behind it. Only the one ``INSERT ... SELECT FROM unnest(...)`` per batch, sent
+through asyncpg, runs on the loop.
 
 The answer for a million lines is rendered as JSON fragments batch by batch, not as
 a million pydantic objects.
@@ -13,10 +16,15 @@ a million pydantic objects.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import io
+import logging
+import multiprocessing as mp
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -37,6 +45,8 @@ from screening.residents.service import (
     store,
     validate_person,
 )
+
+log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("id_type", "id_number", "name", "district")
 OPTIONAL_COLUMNS = ("phone", "nationality", "community", "address")
@@ -68,9 +78,11 @@ class CensusReader:
         try:
             header = [h.strip().lower() for h in next(self.reader)]
         except (StopIteration, csv.Error):
+            self.close()
             raise UnreadableFile("the file is empty; expected a header line") from None
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
+            self.close()
             raise UnreadableFile(
                 f"line 1: the header lacks {', '.join(missing)}; expected"
                 f" {','.join(REQUIRED_COLUMNS)} (optional: {','.join(OPTIONAL_COLUMNS)})"
@@ -115,12 +127,19 @@ class Batch:
     sealed: Sealed | None = None
 
 
-def prepare(reader: CensusReader, districts: dict[str, int], vault: Vault) -> Batch | None:
-    """Read, check and seal the next batch (worker thread); None at the end."""
+Rows = list[tuple[int, dict[str, str]]]
+
+
+def read_rows(reader: CensusReader) -> Rows:
+    """The next batch of lines (worker thread); empty at the end."""
+    return list(reader.rows(IMPORT_BATCH))
+
+
+def check_and_seal(rows: Rows, districts: dict[str, int], vault: Vault) -> Batch:
+    """Check each line and seal the good ones: the CPU-heavy part, run in a worker
+    thread, or in a worker process for big files (no fight for the GIL with the loop)."""
     batch = Batch()
-    seen = False
-    for line, row in reader.rows(IMPORT_BATCH):
-        seen = True
+    for line, row in rows:
         try:
             id_number, name, phone, community, address = validate_person(
                 row["id_type"],
@@ -146,10 +165,27 @@ def prepare(reader: CensusReader, districts: dict[str, int], vault: Vault) -> Ba
         batch.people.append(
             Registration(row["id_type"], id_number, name, phone, district_id, community, address)
         )
-    if not seen:
-        return None
     batch.sealed = seal(vault, batch.people)
     return batch
+
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def _forget_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    if _pool is broken:
+        _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _worker_pool() -> ProcessPoolExecutor:
+    """One worker process, started on the first big census and kept (spawned, not
+    forked: the service's threads and connections stay out of it)."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+    return _pool
 
 
 @dataclass
@@ -192,21 +228,53 @@ class Tally:
         yield b"]}"
 
 
-async def import_census(session: AsyncSession, vault: Vault, raw: IO[bytes]) -> Tally:
+async def import_census(
+    session: AsyncSession, vault: Vault, raw: IO[bytes], *, process_above_bytes: int | None = None
+) -> Tally:
     """Register every good line of a census CSV; each bad line comes back with its
-    reason (an ID number under another name: ``identity-conflict``)."""
+    reason (an ID number under another name: ``identity-conflict``).
+
+    A file larger than ``process_above_bytes`` is checked and sealed in a worker
+    process, one batch ahead of the insert (pipelined); a smaller one in a thread.
+    """
     districts = await district_ids(session)
+    size = raw.seek(0, io.SEEK_END)
+    raw.seek(0)
+    pool = (
+        _worker_pool() if process_above_bytes is not None and size > process_above_bytes else None
+    )
+    loop = asyncio.get_running_loop()
+
+    async def checked(rows: Rows) -> Batch:
+        nonlocal pool
+        if pool is not None:
+            try:
+                return await loop.run_in_executor(pool, check_and_seal, rows, districts, vault)
+            except BrokenProcessPool:
+                # the worker died (killed, out of memory): carry on in a thread, and
+                # let the next big census start a fresh one
+                log.warning("census worker process died; continuing in a thread")
+                _forget_pool(pool)
+                pool = None
+        return await anyio.to_thread.run_sync(check_and_seal, rows, districts, vault)
+
     reader = await anyio.to_thread.run_sync(CensusReader, raw)
     tally = Tally()
+    pending: asyncio.Future[Batch] | None = None
     try:
-        while (
-            batch := await anyio.to_thread.run_sync(prepare, reader, districts, vault)
-        ) is not None:
+        rows = await anyio.to_thread.run_sync(read_rows, reader)
+        pending = asyncio.ensure_future(checked(rows)) if rows else None
+        while pending is not None:
+            batch = await pending
+            rows = await anyio.to_thread.run_sync(read_rows, reader)
+            pending = asyncio.ensure_future(checked(rows)) if rows else None
             if batch.sealed is not None and batch.people:
                 answers = await store(session, batch.sealed)
                 await anyio.to_thread.run_sync(tally.add, vault, batch, answers)
             else:
                 tally.rejected.extend(sorted(batch.rejected))
     finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
         reader.close()
     return tally

@@ -100,7 +100,12 @@ async def import_residents(
 ) -> StreamingResponse:
     """Register a census CSV (id_type,id_number,name,district; optional phone,
     nationality, community, address), streamed in batches; bad lines come back."""
-    tally = await census.import_census(session, _vault(request), file.file)
+    tally = await census.import_census(
+        session,
+        _vault(request),
+        file.file,
+        process_above_bytes=request.app.state.settings.census_process_above_bytes,
+    )
     return StreamingResponse(tally.chunks(), media_type="application/json")
 
 

@@ -210,3 +210,17 @@ class TestPrcIdCheckDigit:
         except InvalidIdNumber:
             return
         raise AssertionError(f"{changed} (from {id_number}) was accepted")
+
+
+class TestBigCensusInAWorkerProcess:
+    async def test_a_file_above_the_threshold_is_checked_in_another_process(self, app, scene):
+        app.state.settings = app.state.settings.model_copy(update={"census_process_above_bytes": 0})
+        lines = [f"other,W{i:06d},居民{i},,D1" for i in range(12_000)]
+        lines[7_000] = "prc_id,123,坏号,,D1"
+        r = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=census(*lines)
+        )
+        body = r.json()
+        assert (body["created"], len(body["codes"])) == (11_999, 11_999)
+        assert [(x["line"], x["type"]) for x in body["rejected"]] == [(7_002, "invalid-id-number")]
+        assert [c["line"] for c in body["codes"]] == [n for n in range(2, 12_002) if n != 7_002]
