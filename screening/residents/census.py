@@ -22,6 +22,7 @@ import csv
 import io
 import logging
 import multiprocessing as mp
+import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("id_type", "id_number", "name", "district")
 OPTIONAL_COLUMNS = ("phone", "nationality", "community", "address")
-IMPORT_BATCH = 5_000
+IMPORT_BATCH = 2_000
+WORKER_NICENESS = 10
 _PROBE_BYTES = 1 << 20
 
 
@@ -181,10 +183,16 @@ def _forget_pool(broken: ProcessPoolExecutor) -> None:
 
 def _worker_pool() -> ProcessPoolExecutor:
     """One worker process, started on the first big census and kept (spawned, not
-    forked: the service's threads and connections stay out of it)."""
+    forked: the service's threads and connections stay out of it), at a lower CPU
+    priority: a census can wait a little, a clerk's scan cannot."""
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=mp.get_context("spawn"),
+            initializer=os.nice,  # the import yields the CPU to scans and queries
+            initargs=(WORKER_NICENESS,),
+        )
     return _pool
 
 
@@ -229,7 +237,11 @@ class Tally:
 
 
 async def import_census(
-    session: AsyncSession, vault: Vault, raw: IO[bytes], *, process_above_bytes: int | None = None
+    session: AsyncSession,
+    vault: Vault,
+    raw: IO[bytes],
+    *,
+    process_above_bytes: int | None = None,
 ) -> Tally:
     """Register every good line of a census CSV; each bad line comes back with its
     reason (an ID number under another name: ``identity-conflict``).
