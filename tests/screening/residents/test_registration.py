@@ -224,3 +224,32 @@ class TestBigCensusInAWorkerProcess:
         assert (body["created"], len(body["codes"])) == (11_999, 11_999)
         assert [(x["line"], x["type"]) for x in body["rejected"]] == [(7_002, "invalid-id-number")]
         assert [c["line"] for c in body["codes"]] == [n for n in range(2, 12_002) if n != 7_002]
+
+    async def test_a_dead_worker_process_leaves_the_import_to_a_thread(
+        self, app, scene, monkeypatch
+    ):
+        from concurrent.futures import Executor, Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        from screening.residents import census as census_module
+
+        class DeadPool(Executor):
+            shut = False
+
+            def submit(self, fn, /, *args, **kwargs):
+                future: Future = Future()
+                future.set_exception(BrokenProcessPool("killed"))
+                return future
+
+            def shutdown(self, wait=True, *, cancel_futures=False):
+                DeadPool.shut = True
+
+        dead = DeadPool()
+        monkeypatch.setattr(census_module, "_pool", dead)
+        app.state.settings = app.state.settings.model_copy(update={"census_process_above_bytes": 0})
+        lines = [f"other,K{i:06d},居民{i},,D1" for i in range(4_500)]
+        r = await scene.client.post(
+            "/residents/import", headers=scene.tokens["admin"], files=census(*lines)
+        )
+        assert (r.status_code, r.json()["created"]) == (200, 4_500)
+        assert DeadPool.shut and census_module._pool is None
