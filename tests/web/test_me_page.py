@@ -2,7 +2,8 @@
 resident registers themselves and two family members on one phone; the service goes
 away; the page reloads from its service worker and still shows all three QR codes,
 each one tap away and each decodable (zbarimg on a screenshot of the code). Nothing
-personal is left in the browser beyond the codes and the masked names."""
+personal is left in the browser beyond the codes and the masked names. A result
+looked up on the page names the lab and the report time in the service's zone."""
 
 from __future__ import annotations
 
@@ -69,6 +70,14 @@ async def test_a_family_keeps_its_codes_on_the_phone_offline(
         scene = make_scene(client)
         scene.tokens["admin"] = {"Authorization": f"Bearer {live.admin_token}"}
         await scene.build(residents=2)
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0, 1])
+        await scene.ship([tube], box="B1")
+        await scene.upload_lis([f"A3,{tube},,,26"], "PL1")  # negative
+        answer = await client.post(
+            "/results/query", json={"id_number": scene.ids[0], "name": scene.names[0]}
+        )
+        reported = answer.json()["items"][0]["reported_at"]
 
         browser.set_window_size(390, 844)
         browser.get(live.base + "/me")
@@ -87,6 +96,15 @@ async def test_a_family_keeps_its_codes_on_the_phone_offline(
         for code, person in zip(codes, FAMILY, strict=True):
             read = (await client.get(f"/residents/{code}", headers=scene.tokens["admin"])).json()
             assert (read["district"], read["id_type"]) == ("D2", person["id_type"])
+
+        # the result as a certificate: lab and report time in the service's zone
+        for testid, value in (("q-id", scene.ids[0]), ("q-name", scene.names[0])):
+            by(browser, testid).send_keys(value)
+        by(browser, "q-submit").click()
+        item = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#items li"))
+        assert "阴性" in item.text and "检测机构 实验室L1" in item.text
+        assert "报告 " + reported[:16].replace("T", " ") in item.text
+        assert reported.endswith("+08:00")
 
     # the service goes away; the resident opens the page again at the sampling point
     live.process.terminate()
