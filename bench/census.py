@@ -57,18 +57,18 @@ async def paced(rate: float, seconds: float, call: Any) -> dict[str, Any]:
     """Open loop: start ``call()`` every 1/rate s whatever the answers do (a clerk
     scanning at a steady pace does not wait for a slow answer to scan the next)."""
     latencies: list[float] = []
-    errors = 0
+    errors: list[str] = []
     tasks: set[asyncio.Task[None]] = set()
 
     async def one() -> None:
-        nonlocal errors
         t0 = time.perf_counter()
         try:
-            ok = await call()
-        except httpx.HTTPError:
-            ok = False
+            outcome = await call()
+        except httpx.HTTPError as exc:
+            outcome = type(exc).__name__
         latencies.append(time.perf_counter() - t0)
-        errors += not ok
+        if outcome is not True:
+            errors.append(str(outcome))
 
     start = time.perf_counter()
     n = 0
@@ -85,7 +85,8 @@ async def paced(rate: float, seconds: float, call: Any) -> dict[str, Any]:
         "requests": n,
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
-        "errors": errors,
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
         "latencies": latencies,
     }
 
@@ -167,18 +168,18 @@ async def run(svc: Any, census: Path, rate: float, baseline_seconds: float) -> d
         sampler = {"Authorization": f"Bearer {world['sampler']}"}
         used = 0
 
-        async def scan() -> bool:
+        async def scan() -> bool | str:
             nonlocal used
             i = used
             used += 1
             if i >= len(codes):
-                return False  # the import outlasted the seeded people: counted as errors
+                return "out of people"  # the import outlasted the seeded residents
             r = await client.post(
                 f"/rounds/{rid}/samples",
                 headers=sampler,
                 json={"tube": barcodes[i // 10], "resident_code": codes[i]},
             )
-            return r.status_code == 201
+            return True if r.status_code == 201 else f"HTTP {r.status_code}"
 
         out["baseline"] = await paced(rate, baseline_seconds, scan)
         rss_before = psutil.Process(svc.pid).memory_info().rss
@@ -212,6 +213,7 @@ async def _paced_until(rate: float, scan: Any, done: asyncio.Task[Any]) -> dict[
     return {
         "requests": sum(s["requests"] for s in slices),
         "errors": sum(s["errors"] for s in slices),
+        "error_kinds": sorted({k for s in slices for k in s["error_kinds"]}),
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
     }
@@ -253,6 +255,7 @@ def main() -> None:
     print(
         f"scans at {args.scan_rate:.0f}/s during import:  p50 {d['p50_ms']:.1f} ms,"
         f" p99 {d['p99_ms']:.1f} ms, errors {d['errors']} of {d['requests']}"
+        f" {d['error_kinds'] or ''}"
     )
     print(f"p99 ratio (during / without): {d['p99_ms'] / b['p99_ms']:.2f}")
 
