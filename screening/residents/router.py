@@ -5,8 +5,8 @@ import anyio
 from fastapi import APIRouter, File, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from screening.auth import AdminOnly, AdminOrSampler, AnyRole
-from screening.db import DbSession
+from screening.auth import AdminOnly, AdminOrSampler
+from screening.db import DbSession, HeavySession
 from screening.errors import AppError, NotFound, TooManyRequests
 from screening.privacy import Vault
 from screening.residents import census, query, service
@@ -35,11 +35,11 @@ def _vault(request: Request) -> Vault:
     return vault
 
 
-def _client(request: Request) -> tuple[FailureLimiter, str]:
+async def _client(request: Request) -> tuple[FailureLimiter, str]:
     """The failure limiter shared by the query and self-registration, and the caller."""
     limiter: FailureLimiter = request.app.state.query_limiter
     client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
+    wait = await limiter.retry_after(client)
     if wait is not None:
         raise TooManyRequests("尝试次数过多，请稍后再试。", retry_after=wait)
     return limiter, client
@@ -72,11 +72,11 @@ async def register_self(
 ) -> ResidentCode:
     """A resident registers themselves or a family member (no token; refusals count
     towards the same per-client limit as the result query)."""
-    limiter, client = _client(request)
+    limiter, client = await _client(request)
     try:
         code, created = await service.register_resident(session, _vault(request), body)
     except AppError:
-        limiter.record_failure(client)
+        await limiter.record_failure(client)
         raise
     if not created:
         response.status_code = 200
@@ -96,7 +96,7 @@ async def districts_for_self(session: DbSession) -> list[DistrictChoice]:
     responses={200: {"content": {"application/json": {}}}},
 )
 async def import_residents(
-    request: Request, session: DbSession, _: AdminOnly, file: Annotated[UploadFile, File()]
+    request: Request, session: HeavySession, _: AdminOnly, file: Annotated[UploadFile, File()]
 ) -> StreamingResponse:
     """Register a census CSV (id_type,id_number,name,district; optional phone,
     nationality, community, address), streamed in batches; bad lines come back."""
@@ -126,9 +126,10 @@ async def resident_qr(resident_code: str, session: DbSession) -> Response:
 
 @router.get("/residents/{resident_code}", response_model=ResidentRead)
 async def read_resident(
-    resident_code: str, request: Request, session: DbSession, _: AnyRole
+    resident_code: str, request: Request, session: DbSession, _: AdminOrSampler
 ) -> ResidentRead:
-    """A resident by personal code, masked (what a clerk sees after a scan)."""
+    """A resident by personal code, masked (what a clerk sees after a scan); a lab has
+    no need for it (403)."""
     return await service.read_resident(session, _vault(request), resident_code)
 
 
@@ -136,7 +137,7 @@ async def read_resident(
 async def query_results(body: ResultQuery, request: Request, session: DbSession) -> ResultAnswer:
     """A resident's own results: one item per round, newest first, with the reporting
     lab and the report time in the deployment's zone (no token)."""
-    limiter, client = _client(request)
+    limiter, client = await _client(request)
     items = await query.query_standings(
         session,
         _vault(request),
@@ -146,6 +147,6 @@ async def query_results(body: ResultQuery, request: Request, session: DbSession)
         zone=ZoneInfo(request.app.state.settings.timezone),
     )
     if items is None:
-        limiter.record_failure(client)
+        await limiter.record_failure(client)
         raise NotFound("没有查到结果：请核对证件号码和姓名。")
     return ResultAnswer(items=items)

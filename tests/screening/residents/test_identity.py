@@ -19,7 +19,7 @@ from screening.residents.identity import (
     name_key,
     normalize_id_number,
 )
-from screening.residents.ratelimit import FailureLimiter
+from screening.residents.ratelimit import LimitsFailureLimiter
 
 
 def prc(region: str, born: str, seq: str = "123") -> str:
@@ -344,7 +344,9 @@ class TestNoIdNumberIsA5xx:
     @NO_DEADLINE
     @given(number=EIGHTEEN)
     async def test_the_query(self, app, client, number):
-        app.state.query_limiter = FailureLimiter(10)  # every example reaches the look-up
+        app.state.query_limiter = LimitsFailureLimiter(
+            "async+memory://", 10
+        )  # every example reaches the look-up
         r = await client.post("/results/query", json={"id_number": number, "name": "王小明"})
         assert r.status_code in (404, 422), r.text
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from stdnum.cn import ric
 
-from screening.residents.ratelimit import FailureLimiter
+from screening.residents.ratelimit import LimitsFailureLimiter
 from screening.residents.service import new_resident_code
 
 
@@ -59,7 +59,7 @@ class TestSelfRegistration:
         assert ["body", "phone"] in [e["loc"] for e in r.json()["errors"]]
 
     async def test_refusals_count_towards_the_query_limit(self, app, client, scene):
-        app.state.query_limiter = FailureLimiter(3)
+        app.state.query_limiter = LimitsFailureLimiter("async+memory://", 3)
         for _ in range(3):
             r = await client.post("/residents/self", json=me(scene.ids[0], "冒名者"))
             assert r.status_code == 409
