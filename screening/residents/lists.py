@@ -22,6 +22,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.code_sheets import CodeCard, render_code_sheets
+from screening.db import release_connection
 from screening.errors import NotFound, Unprocessable
 from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
 from screening.residents.schemas import UnsampledDistrict, UnsampledPage, UnsampledResident
@@ -114,6 +115,7 @@ async def code_sheets(
         f"district:{district}",
         {"community": community, "cards": len(rows)},
     )
+    await release_connection(session)  # the audit is kept; drawing needs no connection
     return await anyio.to_thread.run_sync(render)
 
 
@@ -255,4 +257,5 @@ async def unsampled_csv(
         f"round:{round_id}",
         {"district": district, "community": community, "rows": len(rows)},
     )
+    await release_connection(session)
     return await anyio.to_thread.run_sync(_csv, vault, rows)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request, Response
 
 from screening.auth import AdminOnly
-from screening.db import DbSession
+from screening.db import DbSession, HeavySession
 from screening.privacy import Vault
 from screening.residents import lists
 from screening.residents.schemas import UnsampledDistrict, UnsampledPage
@@ -31,7 +31,7 @@ def _vault(request: Request) -> Vault:
 async def code_sheets(
     code: str,
     request: Request,
-    session: DbSession,
+    session: HeavySession,
     principal: AdminOnly,
     community: Community = None,
 ) -> Response:
@@ -97,7 +97,7 @@ async def unsampled_by_district(
 async def unsampled_csv(
     round_id: Id32,
     request: Request,
-    session: DbSession,
+    session: HeavySession,
     principal: AdminOnly,
     district: DistrictCode = None,
     community: Community = None,
