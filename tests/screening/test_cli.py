@@ -106,7 +106,7 @@ async def test_the_demo_runs_a_whole_round_end_to_end(
     assert sorted(d for _, d in cases) == [False] * 5 + [True]  # one discordant
     assert positives == 5
     assert samples == 2000
-    token = result.output.split("admin (dashboard)")[1].split("│")[1].strip()
+    token = result.output.split("admin (/)")[1].split("│")[1].strip()
     r = await committed_client.get(
         "/rounds/1/progress", headers={"Authorization": f"Bearer {token}"}
     )
