@@ -86,7 +86,7 @@ def round_body(starts_at: str, deadline: str) -> Callable[[Any], dict[str, Any]]
     }
 
 
-PAGED = ("/districts", "/sampling-points", "/labs", "/rounds", "/rounds/{r}/retests")
+PAGED = ("/districts", "/sampling-points", "/labs", "/rounds", "/rounds/{r}/retests", "/tokens")
 
 ODD = [
     Odd(
