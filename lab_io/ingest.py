@@ -312,6 +312,14 @@ SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
 WHERE NOT duplicate ORDER BY tube, version DESC
 """
 
+# what de-pooling needs to see: pools that call for a case, and single tubes (a pool of
+# one is a single), whose calls may answer a case
+_HAND_OVER = """
+SELECT k.tube, k.call FROM ingest_resulted k JOIN tubes t ON t.serial = k.tube
+WHERE k.call IN ('positive', 'suspicious') OR t.kind = 'single' OR t.capacity = 1
+ORDER BY k.tube
+"""
+
 _MOVE_TUBES = """
 UPDATE tubes t SET state = 'resulted', result_call = k.call, result_version = k.version,
                    resulted_at = now()
@@ -382,7 +390,7 @@ async def ingest_file(
     kit: KitRule,
     plate: str | None,
     readings: Callable[[], AsyncIterator[list[WellReading]]],
-    after_store: Callable[[Any], Awaitable[None]] | None = None,
+    after_store: Callable[[Any, list[tuple[int, str]]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Stage, check, call and store one file on ``conn`` (inside the caller's
     transaction); answer the upload summary (API.md, Results)."""
@@ -434,7 +442,8 @@ async def ingest_file(
     await conn.execute(_MOVE_TUBES)
     steps.mark("move tubes")
     if after_store is not None:
-        await after_store(conn)
+        handed = await conn.fetch(_HAND_OVER)
+        await after_store(conn, [(row["tube"], row["call"]) for row in handed])
         steps.mark("after store")
     await conn.execute(_PLATE_RUNS, upload_id)
     counts = await conn.fetchrow(_COUNTS)

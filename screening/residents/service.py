@@ -309,11 +309,13 @@ def _candidate_hashes(vault: Vault, id_number: str) -> list[bytes]:
     return hashes
 
 
-# one round trip: the people holding the ID number, and every sample of theirs
+# one round trip: the people holding the ID number, and every sample of theirs (a pool
+# of one reads as a single)
 _LOOKUP = text(
     """
     SELECT p.id AS resident_id, p.name_enc,
-           r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
+           r.id AS round_id, r.name AS round_name,
+           CASE WHEN t.capacity = 1 THEN 'single' ELSE s.kind END AS kind, s.sampled_at,
            t.result_call AS call, t.resulted_at AS reported_at, m.status AS retest,
            CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END
                AS retest_at

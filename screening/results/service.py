@@ -21,7 +21,7 @@ from screening.errors import UnreadableFile as UnreadableFileError
 from screening.reference.models import Lab
 from screening.results.models import Upload
 from screening.results.schemas import UploadList, UploadListed, UploadSummary
-from screening.retests.service import actor_of, after_results
+from screening.retests.service import TubeCall, actor_of, after_results
 from screening.tokens.service import Principal
 
 HEAD_BYTES = 1 << 16
@@ -103,8 +103,10 @@ async def upload_results(
             kit=kit,
             plate=plate,
             readings=readings,
-            after_store=lambda conn: after_results(
-                conn, f"{actor_of(principal)} upload {upload_id}"
+            after_store=lambda conn, handed: after_results(
+                conn,
+                [TubeCall(serial, call) for serial, call in handed],
+                f"{actor_of(principal)} upload {upload_id}",
             ),
         )
     except (UnreadableFile, UnicodeDecodeError) as exc:
