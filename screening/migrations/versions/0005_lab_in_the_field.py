@@ -149,7 +149,8 @@ def upgrade() -> None:
         sa.Column("line", sa.Integer(), nullable=False),
         sa.Column("plate", sa.String(100), nullable=False),
         sa.Column("well", sa.String(8), nullable=False),
-        sa.Column("call", sa.String(12), nullable=False),
+        # NULL: the plate's controls failed, the tube will wait for its re-run
+        sa.Column("call", sa.String(12), nullable=True),
         sa.Column("ct", postgresql.JSONB(), nullable=False),
         sa.Column("controls_ok", sa.Boolean(), nullable=False),
         sa.Column(

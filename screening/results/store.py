@@ -1,14 +1,17 @@
 """Storing one instrument file: one upload, one transaction, set-based SQL.
 
-1. The file is hashed while it is read from the spool; the same bytes from the same
-   lab answer with the stored summary and change nothing.
-2. Its rows go into a staging table by COPY: ``lis-csv`` is parsed by PostgreSQL
+1. Its rows go into a staging table by COPY: ``lis-csv`` is parsed by PostgreSQL
    itself (``COPY ... (FORMAT csv)``); a file COPY refuses (ragged rows) and the other
    formats are read by their parser in :mod:`lab_io.formats` and copied as records.
-3. SQL checks every well (plate named, well inside a 384-well plate, Ct a number in
-   0-50, the tube known and received by this lab, one sample per well), reads the
-   plate controls, calls every tube with ``ct_call`` (the one definition, a SQL
-   function from migration 0002), stores new result versions and moves tube states.
+2. SQL checks every well (plate named, well inside a 384-well plate, Ct read as
+   :mod:`lab_io.ct` says, the tube known and received by this lab, one sample per
+   well), reads the plate controls, calls every tube with ``ct_call`` (the one
+   definition, a SQL function from migration 0002), stores new result versions and
+   moves tube states.
+3. Rows for tubes not received yet are **held** (:mod:`screening.results.held`);
+   tubes on a plate whose controls failed wait for its re-run
+   (:mod:`screening.results.reruns`); tubes whose latest call changed are handed to
+   de-pooling as typed :class:`TubeCall` values.
 Nothing here builds an ORM object per row; a failure anywhere rolls the whole upload
 back with the request's transaction.
 """
@@ -18,49 +21,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, BinaryIO
 
-from lab_io.formats.common import NO_AMPLIFICATION, WellReading, canonical_target
-from lab_io.formats.lis_csv import TARGET_COLUMNS, LisHeader, parse_header, read_lis_csv
+from lab_io.ct import NO_AMPLIFICATION, sql_ct_ok, sql_ct_value
+from lab_io.formats.common import WellReading
+from lab_io.formats.lis_csv import TARGET_COLUMNS, LisHeader, parse_header
+from lab_io.kit import KitRule
+from screening.results import held, reruns
+from screening.retests.service import TubeCall, after_results
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 READINGS_BATCH = 50_000
 COLUMNS = {"ORF1ab": "orf1ab", "N": "n", "E": "e", "IC": "ic"}
-
-
-@dataclass(frozen=True, slots=True)
-class KitRule:
-    """A lab's kit settings as the SQL call needs them (API.md ``kit``)."""
-
-    targets: tuple[str, ...]
-    control: str | None
-    positive_ct_max: float
-    grey_ct_max: float | None
-    control_ct_max: float
-    dyes: dict[str, str]
-
-    @classmethod
-    def from_kit(cls, kit: Mapping[str, Any]) -> KitRule:
-        targets = tuple(canonical_target(t) for t in kit.get("targets", ["ORF1ab", "N"]))
-        unsupported = [t for t in targets if t not in TARGET_COLUMNS]
-        if unsupported:
-            raise ValueError(f"kit targets {unsupported} are not supported (ORF1ab, N, E)")
-        control = kit.get("control_target", "IC")
-        return cls(
-            targets=targets,
-            control=canonical_target(control) if control else None,
-            positive_ct_max=float(kit.get("positive_ct_max", 40.0)),
-            grey_ct_max=kit.get("grey_ct_max"),
-            control_ct_max=float(kit.get("control_ct_max", 40.0)),
-            dyes={k.upper(): canonical_target(v) for k, v in kit.get("dyes", {}).items()},
-        )
-
-    def known_targets(self) -> list[str]:
-        return [*self.targets, *([self.control] if self.control else [])]
 
 
 def sha256_of(raw: BinaryIO) -> bytes:
@@ -74,7 +49,7 @@ def sha256_of(raw: BinaryIO) -> bytes:
 
 _STAGING = """
 DROP TABLE IF EXISTS ingest_readings, ingest_wells, ingest_checked, ingest_lis, ingest_unknown,
-                     ingest_plates, ingest_calls, ingest_resulted;
+                     ingest_plates, ingest_calls, ingest_resulted, ingest_failed;
 CREATE TEMP TABLE ingest_readings (line int, plate text, well text, sample text, role text,
                                    target text, ct text) ON COMMIT DROP;
 CREATE TEMP TABLE ingest_wells (line int, lines int[], plate text, well text, sample text,
@@ -82,8 +57,26 @@ CREATE TEMP TABLE ingest_wells (line int, lines int[], plate text, well text, sa
 """
 
 
-async def _chunks(raw: BinaryIO) -> AsyncIterator[bytes]:
-    while chunk := raw.read(CHUNK):
+TAIL = 4096
+
+
+def _content_end(raw: BinaryIO) -> int:
+    """Where the file ends without its trailing blank lines (but with one line end):
+    COPY reads a blank line as a ragged row, and one trailing blank line must not send
+    a whole lab-day down the slow path."""
+    raw.seek(0, 2)
+    size = raw.tell()
+    raw.seek(max(0, size - TAIL))
+    tail = raw.read()
+    kept = tail.rstrip(b"\r\n \t")
+    end = size - len(tail) + len(kept)
+    if end < size:
+        end += 2 if tail[len(kept) : len(kept) + 2] == b"\r\n" else 1
+    return end
+
+
+async def _chunks(raw: BinaryIO, end: int) -> AsyncIterator[bytes]:
+    while (left := end - raw.tell()) > 0 and (chunk := raw.read(min(CHUNK, left))):
         yield chunk
 
 
@@ -93,6 +86,7 @@ async def load_lis_csv(conn: Any, raw: BinaryIO, plate: str | None) -> bool:
     Returns False (and leaves nothing behind) when COPY refuses the file, so the
     caller can read it row by row instead.
     """
+    end = _content_end(raw)
     raw.seek(0)
     first = raw.readline()
     try:
@@ -109,7 +103,7 @@ async def load_lis_csv(conn: Any, raw: BinaryIO, plate: str | None) -> bool:
             + ") ON COMMIT DROP"
         )
         await conn.copy_to_table(
-            "ingest_lis", source=_chunks(raw), columns=columns, format="csv", encoding=encoding
+            "ingest_lis", source=_chunks(raw, end), columns=columns, format="csv", encoding=encoding
         )
     except Exception as exc:  # asyncpg's DataError family: ragged rows, bad quoting
         if type(exc).__module__.split(".")[0] != "asyncpg":
@@ -153,7 +147,7 @@ async def load_readings(conn: Any, readings: Iterable[WellReading], plate: str |
 
 _PIVOT = """
 INSERT INTO ingest_wells (line, lines, plate, well, sample, role, orf1ab, n, e, ic)
-SELECT min(line), array_agg(line ORDER BY line), plate, well, sample, role,
+SELECT min(line), array_agg(DISTINCT line ORDER BY line), plate, well, sample, role,
        (array_agg(ct ORDER BY line) FILTER (WHERE target = 'ORF1ab'))[1],
        (array_agg(ct ORDER BY line) FILTER (WHERE target = 'N'))[1],
        (array_agg(ct ORDER BY line) FILTER (WHERE target = 'E'))[1],
@@ -172,19 +166,11 @@ FROM ingest_readings WHERE NOT (target = ANY($1::text[]))
 
 
 def _ct_ok(column: str) -> str:
-    return (
-        f"({column} IS NULL OR lower(btrim({column})) = ANY($1::text[])"
-        f" OR (btrim({column}) ~ '^[0-9]{{1,2}}(\\.[0-9]+)?$'"
-        f" AND btrim({column})::float8 <= 50))"
-    )
+    return sql_ct_ok(column, "$1::text[]")
 
 
 def _ct_value(column: str) -> str:
-    return (
-        f"CASE WHEN {column} IS NULL OR lower(btrim({column})) = ANY($1::text[]) THEN NULL"
-        f" WHEN btrim({column}) ~ '^[0-9]{{1,2}}(\\.[0-9]+)?$'"
-        f" THEN nullif(btrim({column})::float8, 0) END"
-    )
+    return sql_ct_value(column, "$1::text[]")
 
 
 def _checks(used: list[str]) -> str:
@@ -212,7 +198,10 @@ def _checks(used: list[str]) -> str:
                 {bad_ct}
                 WHEN w.role <> 'sample' THEN NULL
                 WHEN t.serial IS NULL THEN 'unknown-tube'
-                WHEN t.lab_id IS DISTINCT FROM $2 OR t.state NOT IN ('received', 'resulted')
+                WHEN t.state IN ('sealed', 'packed', 'in_transit') THEN 'held'
+                WHEN t.state = 'rejected' THEN 'tube-rejected'
+                WHEN t.lab_id IS DISTINCT FROM $2
+                     OR t.state NOT IN ('received', 'resulted', 'rerun')
                      THEN 'tube-not-received'
            END AS problem,
            CASE WHEN w.plate IS NULL
@@ -224,7 +213,12 @@ def _checks(used: list[str]) -> str:
                 {bad_ct_detail}
                 WHEN w.role <> 'sample' THEN NULL
                 WHEN t.serial IS NULL THEN format('tube %L is not known', w.sample)
-                WHEN t.lab_id IS DISTINCT FROM $2 OR t.state NOT IN ('received', 'resulted')
+                WHEN t.state IN ('sealed', 'packed', 'in_transit') THEN NULL
+                WHEN t.state = 'rejected'
+                     THEN format('tube %s was rejected at receipt; its people are recalled',
+                                 w.sample)
+                WHEN t.lab_id IS DISTINCT FROM $2
+                     OR t.state NOT IN ('received', 'resulted', 'rerun')
                      THEN format('tube %s was not received by this lab', w.sample)
            END AS detail
     FROM ingest_wells w
@@ -273,8 +267,9 @@ SELECT count(*) FROM (
 ) locked
 """
 
-# Each sample well's call, whether the tube's latest result already says the same
-# (a duplicate: no new version), and the version it is stored as.
+# Each sample well of a plate whose controls passed: its call, whether the tube's
+# latest result already says the same (a duplicate: no new version), and the version
+# it is stored as.
 _CALLS = """
 CREATE TEMP TABLE ingest_calls ON COMMIT DROP AS
 SELECT k.*,
@@ -282,7 +277,7 @@ SELECT k.*,
             ELSE k.base_version + row_number() OVER (PARTITION BY k.tube, k.duplicate
                                                      ORDER BY k.line) END AS version
 FROM (
-    SELECT c.line, c.lines, c.tube, c.plate, c.well, x.call, x.controls_ok, x.ct,
+    SELECT c.line, c.lines, c.tube, c.plate, c.well, x.call, true AS controls_ok, x.ct,
            coalesce(t.result_version, 0) AS base_version,
            coalesce(r.plate = c.plate AND r.well = c.well AND r.ct = x.ct, false) AS duplicate
     FROM ingest_checked c
@@ -290,13 +285,19 @@ FROM (
     JOIN tubes t ON t.serial = c.tube
     LEFT JOIN results r ON r.tube_serial = t.serial AND r.version = t.result_version
     CROSS JOIN LATERAL (SELECT
-        CASE WHEN p.controls = 'ok'
-             THEN ct_call(c.orf1ab, c.n, c.e, c.ic, $1, $2, $3, $4, $5, $6, $7)
-             ELSE 'invalid' END AS call,
-        p.controls = 'ok' AS controls_ok,
+        ct_call(c.orf1ab, c.n, c.e, c.ic, $1, $2, $3, $4, $5, $6, $7) AS call,
         jsonb_build_object('ORF1ab', c.orf1ab, 'N', c.n, 'E', c.e, 'IC', c.ic) AS ct) x
-    WHERE c.problem IS NULL AND c.role = 'sample'
+    WHERE c.problem IS NULL AND c.role = 'sample' AND p.controls = 'ok'
 ) k
+"""
+
+# sample wells of plates whose controls failed: their tubes wait for the re-run
+_FAILED = """
+CREATE TEMP TABLE ingest_failed ON COMMIT DROP AS
+SELECT c.line, c.lines, c.tube, c.plate, c.well,
+       jsonb_build_object('ORF1ab', c.orf1ab, 'N', c.n, 'E', c.e, 'IC', c.ic) AS ct
+FROM ingest_checked c JOIN ingest_plates p USING (plate)
+WHERE c.problem IS NULL AND c.role = 'sample' AND p.controls = 'failed'
 """
 
 _STORE = """
@@ -305,7 +306,7 @@ SELECT tube, version, $1, plate, well, call, ct, controls_ok
 FROM ingest_calls WHERE NOT duplicate
 """
 
-# each tube's new latest result; after_store hooks read it too
+# each tube's new latest result
 _RESULTED = """
 CREATE TEMP TABLE ingest_resulted ON COMMIT DROP AS
 SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
@@ -333,12 +334,19 @@ SELECT $1, plate, controls, wells FROM ingest_plates
 """
 
 MAX_REJECTIONS_LISTED = 10_000
-CALLS = ("negative", "positive", "suspicious", "invalid")
+# a plate's tubes by call, and those waiting for the plate's re-run
+SUMMARY_CALLS = ("negative", "positive", "suspicious", "invalid", "rerun")
+
+_PLATE_CALLS = """
+SELECT plate, call, count(*) AS n FROM ingest_calls WHERE NOT duplicate GROUP BY 1, 2
+UNION ALL
+SELECT plate, 'rerun', count(DISTINCT tube) FROM ingest_failed GROUP BY 1
+"""
 
 _REJECTED = """
 SELECT line, type, detail FROM (
     SELECT unnest(lines) AS line, problem AS type, detail
-    FROM ingest_checked WHERE problem IS NOT NULL AND problem <> 'repeat'
+    FROM ingest_checked WHERE problem IS NOT NULL AND problem NOT IN ('repeat', 'held')
     UNION ALL
     SELECT line, type, detail FROM ingest_unknown
 ) r ORDER BY line LIMIT $1
@@ -349,12 +357,12 @@ SELECT
   (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked
     WHERE problem IS NULL AND role <> 'sample')
   + (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_calls WHERE NOT duplicate)
-    AS accepted,
+  + (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_failed) AS accepted,
   (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked WHERE problem = 'repeat')
   + (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_calls WHERE duplicate)
     AS duplicate,
   (SELECT coalesce(sum(cardinality(lines)), 0) FROM ingest_checked
-    WHERE problem IS NOT NULL AND problem <> 'repeat')
+    WHERE problem IS NOT NULL AND problem NOT IN ('repeat', 'held'))
   + (SELECT count(*) FROM ingest_unknown) AS rejected
 """
 
@@ -390,7 +398,7 @@ async def ingest_file(
     kit: KitRule,
     plate: str | None,
     readings: Callable[[], AsyncIterator[list[WellReading]]],
-    after_store: Callable[[Any, list[tuple[int, str]]], Awaitable[None]] | None = None,
+    actor: str,
 ) -> dict[str, Any]:
     """Stage, check, call and store one file on ``conn`` (inside the caller's
     transaction); answer the upload summary (API.md, Results)."""
@@ -435,28 +443,29 @@ async def ingest_file(
     steps.mark("lock tubes")
     await conn.execute(_CALLS, *rule)
     await conn.execute("ANALYZE ingest_calls")
+    await conn.execute(_FAILED)
     steps.mark("calls")
+    await reruns.mark_failed_plates(conn, upload_id=upload_id, lab_id=lab_id)
+    held_rows = await held.hold_rows(conn, upload_id=upload_id, lab_id=lab_id, rule=rule)
     await conn.execute(_STORE, upload_id)
     steps.mark("store results")
     await conn.execute(_RESULTED)
     await conn.execute(_MOVE_TUBES)
+    await reruns.close_rerun_plates(conn, lab_id=lab_id, actor=actor)
     steps.mark("move tubes")
-    if after_store is not None:
-        handed = await conn.fetch(_HAND_OVER)
-        await after_store(conn, [(row["tube"], row["call"]) for row in handed])
-        steps.mark("after store")
+    handed = await conn.fetch(_HAND_OVER)
+    await after_results(conn, [TubeCall(row["tube"], row["call"]) for row in handed], actor)
+    steps.mark("de-pooling")
     await conn.execute(_PLATE_RUNS, upload_id)
     counts = await conn.fetchrow(_COUNTS)
     steps.mark("count")
     rejected = await conn.fetch(_REJECTED, MAX_REJECTIONS_LISTED)
     plates = [
-        {**dict(p), "calls": dict.fromkeys(CALLS, 0)}
+        {**dict(p), "calls": dict.fromkeys(SUMMARY_CALLS, 0)}
         for p in await conn.fetch("SELECT plate, controls, wells FROM ingest_plates ORDER BY plate")
     ]
     by_plate = {p["plate"]: p["calls"] for p in plates}
-    for row in await conn.fetch(
-        "SELECT plate, call, count(*) AS n FROM ingest_calls WHERE NOT duplicate GROUP BY 1, 2"
-    ):
+    for row in await conn.fetch(_PLATE_CALLS):
         by_plate[row["plate"]][row["call"]] = row["n"]
     steps.mark("summary")
     steps.log()
@@ -466,12 +475,13 @@ async def ingest_file(
         "rows": rows,
         "accepted": counts["accepted"],
         "duplicate": counts["duplicate"],
+        "held": held_rows,
         "rejected": [dict(r) for r in rejected],
         "rejected_total": counts["rejected"],
         "plates": plates,
         # every called tube sits on a plate of this upload: the plates' calls add up
-        "tubes": {call: sum(p["calls"][call] for p in plates) for call in CALLS},
+        "tubes": {call: sum(p["calls"][call] for p in plates) for call in SUMMARY_CALLS},
     }
 
 
-__all__ = ["KitRule", "ingest_file", "read_lis_csv", "sha256_of"]
+__all__ = ["KitRule", "ingest_file", "sha256_of"]
