@@ -113,7 +113,7 @@ async def upload_results(
                 "fmt": fmt,
                 "name": filename,
                 "kit": _json(lab.kit),
-                "actor": actor,
+                "actor": _uploader(principal),
                 "token": principal.token_id,
                 **fields,
             },
@@ -149,6 +149,13 @@ async def upload_results(
     )
     metrics.INGESTED_ROWS.inc(int(summary["accepted"]))  # a file sent again adds nothing
     return _summary(summary, row.received_at, row.uploaded_by, again=False)
+
+
+def _uploader(principal: Principal) -> str:
+    """Who uploaded, as the lab page shows it when the token has no label."""
+    if principal.role == "lab":
+        return f"实验室令牌 {principal.token_id}"
+    return "指挥部" if principal.token_id is None else f"指挥部令牌 {principal.token_id}"
 
 
 def _summary(
