@@ -4,6 +4,7 @@ waiting for a re-run."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -14,10 +15,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lab_io.formats import READERS, UnreadableFile, WellReading, detect_format, plate_from_filename
-from lab_io.kit import KitRule
+from lab_io.formats.slan import XLSX_MAGIC
+from lab_io.kit import KitRule, UnreadableKit
 from screening import metrics
 from screening.db import raw_connection
-from screening.errors import Forbidden, NotFound
+from screening.errors import Conflict, Forbidden, NotFound, Unprocessable
 from screening.errors import UnreadableFile as UnreadableFileError
 from screening.reference.models import Lab
 from screening.results import reruns
@@ -34,6 +36,11 @@ from screening.retests.service import actor_of
 from screening.tokens.service import Principal
 
 HEAD_BYTES = 1 << 16
+MAX_FILENAME = 300
+
+
+class UnreadableKitError(Conflict):
+    type, title = "unreadable-kit", "The lab's kit names targets no format can read"
 
 
 async def _lab(session: AsyncSession, principal: Principal, lab_code: str) -> Lab:
@@ -66,7 +73,24 @@ async def upload_results(
     plate: str | None,
 ) -> UploadSummary:
     lab = await _lab(session, principal, lab_code)
-    digest = await anyio.to_thread.run_sync(sha256_of, raw)
+    if filename is not None and len(filename) > MAX_FILENAME:
+        raise Unprocessable(
+            f"the file name is longer than {MAX_FILENAME} characters; rename the file",
+            errors=[{"loc": ["body", "file"], "msg": f"file name over {MAX_FILENAME} characters"}],
+        )
+    try:
+        kit = KitRule.from_kit(lab.kit)
+    except UnreadableKit as exc:
+        raise UnreadableKitError(
+            f"lab {lab.code}'s kit cannot be read ({exc}); an admin must change it with"
+            f" PATCH /labs/{lab.code}"
+        ) from None
+    digest, nul_line = await anyio.to_thread.run_sync(sha256_of, raw)
+    if nul_line is not None and not raw.read(len(XLSX_MAGIC)).startswith(XLSX_MAGIC):
+        raise UnreadableFileError(
+            f"line {nul_line} holds a NUL byte: the file is binary or damaged, not a lab export"
+        )
+    raw.seek(0)
     fields = {"format_field": fmt or "", "plate_field": plate or ""}
     # the same file sent twice at once: the second waits, then finds the first
     await session.execute(
@@ -95,7 +119,6 @@ async def upload_results(
         )
     if fmt == "biorad-cfx":
         plate = plate or plate_from_filename(filename)
-    kit = KitRule.from_kit(lab.kit)
     actor = actor_of(principal)
     row = (
         await session.execute(
@@ -141,6 +164,9 @@ async def upload_results(
         )
     except (UnreadableFile, UnicodeDecodeError) as exc:
         raise UnreadableFileError(str(exc)) from None
+    except csv.Error as exc:
+        # Python's csv module refuses cells over 131,072 characters (and NULs)
+        raise UnreadableFileError(f"the file is not a readable CSV: {exc}") from None
     if summary["rows"] == 0:
         raise UnreadableFileError("the file holds no data rows")
     await session.execute(

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, BinaryIO
 
 from lab_io.ct import NO_AMPLIFICATION, sql_ct_ok, sql_ct_value
-from lab_io.formats.common import WellReading
+from lab_io.formats.common import UnreadableFile, WellReading
 from lab_io.formats.lis_csv import TARGET_COLUMNS, LisHeader, parse_header
 from lab_io.kit import KitRule
 from screening.results import held, reruns
@@ -34,17 +34,28 @@ from screening.retests.service import TubeCall, after_results
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+MAX_CELL = 131_072  # Python's csv field limit: the longest cell any reader accepts
 READINGS_BATCH = 50_000
 COLUMNS = {"ORF1ab": "orf1ab", "N": "n", "E": "e", "IC": "ic"}
 
 
-def sha256_of(raw: BinaryIO) -> bytes:
+def sha256_of(raw: BinaryIO) -> tuple[bytes, int | None]:
+    """The file's SHA-256, and the line of its first NUL byte (None when it has none:
+    a text export never holds one; an xlsx is a zip and always does)."""
     digest = hashlib.sha256()
+    nul_line: int | None = None
+    lines = 1
     raw.seek(0)
     while chunk := raw.read(CHUNK):
         digest.update(chunk)
+        if nul_line is None:
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                nul_line = lines + chunk.count(b"\n", 0, at)
+            else:
+                lines += chunk.count(b"\n")
     raw.seek(0)
-    return digest.digest()
+    return digest.digest(), nul_line
 
 
 _STAGING = """
@@ -111,6 +122,14 @@ async def load_lis_csv(conn: Any, raw: BinaryIO, plate: str | None) -> bool:
         await conn.execute("ROLLBACK TO SAVEPOINT lis_copy")
         return False
     await conn.execute("RELEASE SAVEPOINT lis_copy")
+    lengths = ", ".join(f"coalesce(length({c}), 0)" for c in columns)
+    too_long = await conn.fetchval(
+        f"SELECT min(line) FROM ingest_lis WHERE greatest(0, {lengths}) > $1", MAX_CELL
+    )
+    if too_long is not None:
+        raise UnreadableFile(
+            f"line {too_long}: a cell is longer than {MAX_CELL:,} characters; not a lab export"
+        )
     await conn.execute(_lis_to_wells(header), plate)
     return True
 
@@ -178,7 +197,7 @@ def _checks(used: list[str]) -> str:
     bad_ct = " ".join(f"WHEN NOT {_ct_ok('w.' + c)} THEN 'bad-ct' " for c in used)
     bad_ct_detail = " ".join(
         f"WHEN NOT {_ct_ok('w.' + c)}"
-        f" THEN format('Ct %L for {t} is not a number from 0 to 50', w.{c}) "
+        f" THEN format('Ct %L for {t} is not a number from 0 to 50', left(w.{c}, 40)) "
         for t, c in COLUMNS.items()
         if c in used
     )
@@ -193,6 +212,7 @@ def _checks(used: list[str]) -> str:
            {_ct_value("w.e")} AS e, {_ct_value("w.ic")} AS ic,
            t.serial AS tube,
            CASE WHEN w.plate IS NULL THEN 'no-plate'
+                WHEN length(w.plate) > 100 THEN 'bad-plate'
                 WHEN w.role NOT IN ('sample', 'ntc', 'pc') THEN 'bad-role'
                 WHEN {well} IS NULL THEN 'bad-well'
                 {bad_ct}
@@ -206,13 +226,16 @@ def _checks(used: list[str]) -> str:
            END AS problem,
            CASE WHEN w.plate IS NULL
                      THEN 'the file names no plate: send the plate field with the upload'
+                WHEN length(w.plate) > 100
+                     THEN 'the plate id is longer than 100 characters'
                 WHEN w.role NOT IN ('sample', 'ntc', 'pc')
-                     THEN format('role %L is not sample, ntc or pc', w.role)
+                     THEN format('role %L is not sample, ntc or pc', left(w.role, 40))
                 WHEN {well} IS NULL
-                     THEN format('well %L is outside the plate (A1-H12, or A1-P24)', w.well)
+                     THEN format('well %L is outside the plate (A1-H12, or A1-P24)',
+                                 left(w.well, 40))
                 {bad_ct_detail}
                 WHEN w.role <> 'sample' THEN NULL
-                WHEN t.serial IS NULL THEN format('tube %L is not known', w.sample)
+                WHEN t.serial IS NULL THEN format('tube %L is not known', left(w.sample, 40))
                 WHEN t.state IN ('sealed', 'packed', 'in_transit') THEN NULL
                 WHEN t.state = 'rejected'
                      THEN format('tube %s was rejected at receipt; its people are recalled',
@@ -416,7 +439,9 @@ async def ingest_file(
         kit.known_targets(),
     )
     rows = await conn.fetchval(
-        "SELECT count(*) FROM ingest_wells" if copied else "SELECT count(*) FROM ingest_readings"
+        "SELECT count(*) FROM ingest_wells"
+        if copied
+        else "SELECT count(DISTINCT line) FROM ingest_readings"
     )
     used = [COLUMNS[t] for t in kit.known_targets()]
     # temp tables have no statistics until analysed: without them the planner picks
