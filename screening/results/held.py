@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.db import raw_connection
-from screening.retests.service import TubeCall, after_results
+from screening.retests.handover import TubeCall, after_results
 
 # the staged rows of one upload for tubes not received yet (``ingest_checked``)
 _HOLD = """

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from screening.db import raw_connection
 from screening.errors import NotFound
 from screening.results.schemas import RerunAbandoned, RerunList, RerunRead
-from screening.retests.service import TubeCall, after_results
+from screening.retests.handover import TubeCall, after_results
 
 # inside an upload: ``ingest_plates`` (each plate's verdict) and ``ingest_failed`` (the
 # sample wells of failed plates) are staged

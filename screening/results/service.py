@@ -31,7 +31,8 @@ from screening.results.schemas import (
     UploadListed,
     UploadSummary,
 )
-from screening.results.store import READINGS_BATCH, ingest_file, sha256_of
+from screening.results.staging import READINGS_BATCH, sha256_of
+from screening.results.store import ingest_file
 from screening.retests.service import actor_of
 from screening.tokens.service import Principal
 

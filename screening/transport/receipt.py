@@ -28,7 +28,8 @@ from screening.db import raw_connection
 from screening.errors import Conflict, Forbidden, NotFound, Unprocessable
 from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
 from screening.results.held import apply_held
-from screening.retests.service import TubeCall, actor_of, after_results
+from screening.retests.handover import TubeCall, after_results
+from screening.retests.service import actor_of
 from screening.tokens.service import Principal
 from screening.transport.schemas import (
     BoxReceipt,

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT
 
-from lab_io.ct import NO_AMPLIFICATION, BadCt, parse_ct, sql_ct_ok, sql_ct_value
+from lab_io.ct import NO_AMPLIFICATION, BadCt, parse_ct
+from screening.results.ct_sql import sql_ct_ok, sql_ct_value
 
 CASES = [
     ("35.12", 35.12),
