@@ -76,7 +76,9 @@ def _checks(used: list[str]) -> str:
                 {bad_ct}
                 WHEN w.role <> 'sample' THEN NULL
                 WHEN t.serial IS NULL THEN 'unknown-tube'
-                WHEN t.state IN ('sealed', 'packed', 'in_transit') THEN 'held'
+                WHEN t.state IN ('sealed', 'packed', 'in_transit')
+                     AND coalesce((SELECT b.lab_id FROM boxes b WHERE b.id = t.box_id), $2) = $2
+                     THEN 'held'
                 WHEN t.state = 'rejected' THEN 'tube-rejected'
                 WHEN t.lab_id IS DISTINCT FROM $2
                      OR t.state NOT IN ('received', 'resulted', 'rerun')
@@ -94,7 +96,9 @@ def _checks(used: list[str]) -> str:
                 {bad_ct_detail}
                 WHEN w.role <> 'sample' THEN NULL
                 WHEN t.serial IS NULL THEN format('tube %L is not known', left(w.sample, 40))
-                WHEN t.state IN ('sealed', 'packed', 'in_transit') THEN NULL
+                WHEN t.state IN ('sealed', 'packed', 'in_transit')
+                     AND coalesce((SELECT b.lab_id FROM boxes b WHERE b.id = t.box_id), $2) = $2
+                     THEN NULL
                 WHEN t.state = 'rejected'
                      THEN format('tube %s was rejected at receipt; its people are recalled',
                                  w.sample)

@@ -64,7 +64,7 @@ _REJECT = text("""
 WITH moved AS (
     UPDATE tubes SET state = 'rejected', result_call = 'invalid', resulted_at = now(),
                      received_at = coalesce(received_at, now()), lab_id = :lab_id
-    WHERE serial = ANY(:serials) AND state IN ('sealed', 'packed', 'in_transit', 'received')
+    WHERE serial = ANY(:serials) AND state IN ('packed', 'in_transit', 'received')
     RETURNING serial, round_id, sampling_point_id, box_id
 )
 INSERT INTO tube_rejections (tube_serial, round_id, sampling_point_id, lab_id, box_id,
@@ -75,7 +75,7 @@ ON CONFLICT (tube_serial) DO NOTHING
 RETURNING tube_serial
 """).bindparams(bindparam("serials", type_=ARRAY(BIGINT)), bindparam("reasons", type_=ARRAY(TEXT)))
 
-RECEIVABLE = ("sealed", "packed", "in_transit")
+RECEIVABLE = ("packed", "in_transit")
 
 
 def _normalized(code: str) -> str:
@@ -114,15 +114,15 @@ async def receive_box(
         )
     settled = [c for c in reasons if by_code[c].state not in (*RECEIVABLE, "received", "rejected")]
     if settled:
-        raise Conflict(f"tube(s) {', '.join(settled)} already have a result and cannot be rejected")
+        raise Conflict(
+            f"tube(s) {', '.join(settled)} cannot be rejected: never boxed, or already tested"
+        )
     if scanned is None:
         arriving = sorted(in_box) if box.state != "received" else []
     else:
         arriving = [c for c in scanned if c in by_code]
     # a tube that travelled in another box; a tube never boxed stays where it is
-    custody = sorted(
-        c for c in arriving if c not in in_box and by_code[c].state in ("packed", "in_transit")
-    )
+    custody = sorted(c for c in arriving if c not in in_box and by_code[c].state in RECEIVABLE)
     unexpected = sorted({c for c in scanned or [] if c not in in_box and c not in reasons})
     actor = actor_of(principal)
     received = (

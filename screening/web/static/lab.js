@@ -22,7 +22,7 @@
     "invalid-request": "填写有误:请检查试管条码和原因后重试。",
     "bad-barcode": "试管条码无法识别:请重新扫描。",
     "duplicate": "该转运箱仍在使用中:请换用其他转运箱。",
-    "conflict": "该试管已有结果,不能拒收:请联系指挥部。",
+    "conflict": "该试管未装箱或已有结果,不能拒收:请核对条码。",
     "database-unavailable": "服务暂时不可用:请稍后重试。",
     "too-many-requests": "操作过于频繁:请稍后重试。",
   };

@@ -82,6 +82,15 @@ class TestHeldRows:
         assert (await tube(scene, t[0]))["result"]["version"] == 1
         assert await status_of(scene, 2) == "negative"
 
+    async def test_a_row_for_a_tube_on_its_way_to_another_lab_is_rejected(self, scene):
+        tubes = scene.barcodes["P1"][:1]
+        await scene.fill(tubes[0], [0, 1])
+        await scene.post(f"/rounds/{scene.round_id}/tubes/{tubes[0]}/seal", None, "P1")
+        await scene.ok("/boxes", {"barcode": "BOX-L2", "lab": "L2", "tubes": tubes}, "P1")
+        body = (await upload(scene, lis([f"PL1,A3,{tubes[0]},sample,,,27"]))).json()
+        assert body["held"] == 0
+        assert [(r["line"], r["type"]) for r in body["rejected"]] == [(4, "tube-not-received")]
+
     async def test_a_held_row_of_a_failed_plate_waits_for_the_rerun(self, scene):
         t = await packed_tubes(scene, 1)
         await upload(scene, failed_plate([f"PL1,A3,{t[0]},sample,,,27"]))
