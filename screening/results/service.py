@@ -127,8 +127,8 @@ async def upload_results(
                 "INSERT INTO uploads (lab_id, sha256, format, filename, kit, summary,"
                 " format_field, plate_field, uploaded_by)"
                 " VALUES (:lab, :sha, :fmt, :name, CAST(:kit AS jsonb), '{}', :format_field,"
-                " :plate_field, (SELECT left(coalesce(label, :actor), 60) FROM"
-                " (SELECT :actor AS actor) a LEFT JOIN api_tokens t ON t.id = :token))"
+                " :plate_field, left(coalesce((SELECT label FROM api_tokens WHERE id = :token),"
+                " :actor), 60))"
                 " RETURNING id, received_at, uploaded_by"
             ),
             {

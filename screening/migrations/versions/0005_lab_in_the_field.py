@@ -8,7 +8,8 @@ Revises: 0004
   receipt: leaking, insufficient, ...; its people must be sampled again).
 - ``progress_counts`` counts both states; ``single_positive`` (the dashboard's
   confirmed positives) now counts single tubes, and pools of one, whose latest call
-  is ``positive``: a suspicious single is re-tested, not confirmed.
+  is ``positive``: a suspicious single is re-tested, not confirmed. The tube-update
+  trigger plans large statements afresh (see ``LARGE_STATEMENT``).
 - ``held_results``: result rows for tubes the lab had not received yet, applied at
   receipt. ``plate_reruns`` / ``plate_rerun_tubes``: failed plates waiting for a
   re-run, and what was on them. ``tube_rejections``: why a tube was rejected.
@@ -64,6 +65,14 @@ _PAIRS = "old_rows o JOIN new_rows n ON n.serial = o.serial"
 _BUCKET = "greatest(0, floor(extract(epoch FROM {a}.resulted_at - {a}.sealed_at) / 300))::int"
 
 
+# PL/pgSQL caches a trigger statement's plan for the session, planned with the sizes
+# of the first call's transition tables. After a statement that moved no tube or one
+# (a scan, an empty re-run marking), that plan nest-loops old_rows x new_rows, and an
+# upload's 200,000 tubes then take hours on that connection (measured: 20,000 tubes,
+# 118 s instead of 1 s). Large statements are planned afresh with their own sizes.
+LARGE_STATEMENT = 64
+
+
 def _functions(states: Sequence[str], positive: str) -> list[str]:
     """The two tube triggers' functions of migration 0004, over ``states``."""
     counted = (*states, *CALLS, "single_positive")
@@ -78,6 +87,14 @@ def _functions(states: Sequence[str], positive: str) -> list[str]:
         f" WHERE {_CHANGED}",
         counted,
     )
+    turnaround = f"""
+    INSERT INTO turnaround_counts AS t (round_id, lab_id, bucket, n)
+    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
+    FROM {_PAIRS}
+    WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.sealed_at IS NOT NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n
+    """
     return [
         f"""CREATE OR REPLACE FUNCTION progress_tubes_inserted() RETURNS trigger
         LANGUAGE plpgsql AS $$
@@ -88,13 +105,13 @@ def _functions(states: Sequence[str], positive: str) -> list[str]:
         f"""CREATE OR REPLACE FUNCTION progress_tubes_updated() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
-            {updated};
-            INSERT INTO turnaround_counts AS t (round_id, lab_id, bucket, n)
-            SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
-            FROM {_PAIRS}
-            WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.sealed_at IS NOT NULL
-            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n;
+            IF (SELECT count(*) FROM new_rows) > {LARGE_STATEMENT} THEN
+                EXECUTE $sql${updated}$sql$;
+                EXECUTE $sql${turnaround}$sql$;
+            ELSE
+                {updated};
+                {turnaround};
+            END IF;
             RETURN NULL;
         END $$""",
     ]
