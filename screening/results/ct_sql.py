@@ -17,19 +17,19 @@ def _number(column: str) -> str:
 
 
 def sql_ct_ok(column: str, words: str) -> str:
-    """True when ``column`` holds a Ct or no amplification."""
+    """True when ``column`` holds a Ct or no amplification. Numbers (most non-blank
+    cells) are matched first, so they never meet the word list."""
     trimmed = _TRIM.format(column=column)
     return (
-        f"({column} IS NULL OR lower({trimmed}) = ANY({words})"
-        f" OR coalesce({_number(column)} BETWEEN 0 AND {CT_MAX}, false))"
+        f"({column} IS NULL OR CASE WHEN {trimmed} ~ '{CT_PATTERN}'"
+        f" THEN replace({trimmed}, ',', '.')::float8 BETWEEN 0 AND {CT_MAX}"
+        f" ELSE lower({trimmed}) = ANY({words}) END)"
     )
 
 
 def sql_ct_value(column: str, words: str) -> str:
     """The Ct in ``column`` as float8; NULL for no amplification (or a bad Ct, which
-    :func:`sql_ct_ok` has rejected)."""
-    trimmed = _TRIM.format(column=column)
-    return (
-        f"(CASE WHEN {column} IS NULL OR lower({trimmed}) = ANY({words}) THEN NULL"
-        f" ELSE nullif({_number(column)}, 0) END)"
-    )
+    :func:`sql_ct_ok` has rejected). ``words`` is accepted for symmetry: a text that
+    is not a number is never a value."""
+    del words
+    return f"nullif({_number(column)}, 0)"

@@ -51,63 +51,65 @@ def _ct_value(column: str) -> str:
 
 
 def _checks(used: list[str]) -> str:
-    """The checks of every staged well; ``used`` are the kit's target columns."""
+    """The checks of every staged well; ``used`` are the kit's target columns. The
+    problem is found first; its sentence is written only for the rows that have one."""
     bad_ct = " ".join(f"WHEN NOT {_ct_ok('w.' + c)} THEN 'bad-ct' " for c in used)
     bad_ct_detail = " ".join(
-        f"WHEN NOT {_ct_ok('w.' + c)}"
-        f" THEN format('Ct %L for {t} is not a number from 0 to 50', left(w.{c}, 40)) "
-        for t, c in COLUMNS.items()
-        if c in used
+        f"WHEN NOT {_ct_ok('c.raw_' + col)}"
+        f" THEN format('Ct %L for {t} is not a number from 0 to 50', left(c.raw_{col}, 40)) "
+        for t, col in COLUMNS.items()
+        if col in used
     )
     well = (
         "CASE WHEN w.well ~* '^[A-P]0*([1-9]|1[0-9]|2[0-4])$'"
         " THEN upper(left(w.well, 1)) || ltrim(substr(w.well, 2), '0') END"
     )
+    raw = ", ".join(f"w.{col} AS raw_{col}" for col in COLUMNS.values() if col in used)
     return f"""
     CREATE TEMP TABLE ingest_checked ON COMMIT DROP AS
-    SELECT w.line, w.lines, w.plate, {well} AS well, w.well AS raw_well, w.sample, w.role,
-           {_ct_value("w.orf1ab")} AS orf1ab, {_ct_value("w.n")} AS n,
-           {_ct_value("w.e")} AS e, {_ct_value("w.ic")} AS ic,
-           t.serial AS tube,
-           CASE WHEN w.plate IS NULL THEN 'no-plate'
-                WHEN length(w.plate) > 100 THEN 'bad-plate'
-                WHEN w.role NOT IN ('sample', 'ntc', 'pc') THEN 'bad-role'
-                WHEN {well} IS NULL THEN 'bad-well'
-                {bad_ct}
-                WHEN w.role <> 'sample' THEN NULL
-                WHEN t.serial IS NULL THEN 'unknown-tube'
-                WHEN t.state IN ('sealed', 'packed', 'in_transit')
-                     AND coalesce((SELECT b.lab_id FROM boxes b WHERE b.id = t.box_id), $2) = $2
-                     THEN 'held'
-                WHEN t.state = 'rejected' THEN 'tube-rejected'
-                WHEN t.lab_id IS DISTINCT FROM $2
-                     OR t.state NOT IN ('received', 'resulted', 'rerun')
-                     THEN 'tube-not-received'
-           END AS problem,
-           CASE WHEN w.plate IS NULL
+    SELECT c.line, c.lines, c.plate, c.well, c.raw_well, c.sample, c.role,
+           c.orf1ab, c.n, c.e, c.ic, c.tube, c.problem,
+           CASE c.problem
+                WHEN 'no-plate'
                      THEN 'the file names no plate: send the plate field with the upload'
-                WHEN length(w.plate) > 100
-                     THEN 'the plate id is longer than 100 characters'
-                WHEN w.role NOT IN ('sample', 'ntc', 'pc')
-                     THEN format('role %L is not sample, ntc or pc', left(w.role, 40))
-                WHEN {well} IS NULL
+                WHEN 'bad-plate' THEN 'the plate id is longer than 100 characters'
+                WHEN 'bad-role'
+                     THEN format('role %L is not sample, ntc or pc', left(c.role, 40))
+                WHEN 'bad-well'
                      THEN format('well %L is outside the plate (A1-H12, or A1-P24)',
-                                 left(w.well, 40))
-                {bad_ct_detail}
-                WHEN w.role <> 'sample' THEN NULL
-                WHEN t.serial IS NULL THEN format('tube %L is not known', left(w.sample, 40))
-                WHEN t.state IN ('sealed', 'packed', 'in_transit')
-                     AND coalesce((SELECT b.lab_id FROM boxes b WHERE b.id = t.box_id), $2) = $2
-                     THEN NULL
-                WHEN t.state = 'rejected'
+                                 left(c.raw_well, 40))
+                WHEN 'bad-ct' THEN CASE {bad_ct_detail} END
+                WHEN 'unknown-tube' THEN format('tube %L is not known', left(c.sample, 40))
+                WHEN 'tube-rejected'
                      THEN format('tube %s was rejected at receipt; its people are recalled',
-                                 w.sample)
-                WHEN t.lab_id IS DISTINCT FROM $2
-                     OR t.state NOT IN ('received', 'resulted', 'rerun')
-                     THEN format('tube %s was not received by this lab', w.sample)
+                                 c.sample)
+                WHEN 'tube-not-received'
+                     THEN format('tube %s was not received by this lab', c.sample)
            END AS detail
-    FROM ingest_wells w
-    LEFT JOIN tubes t ON w.role = 'sample' AND t.barcode = w.sample
+    FROM (
+        SELECT w.line, w.lines, w.plate, {well} AS well, w.well AS raw_well, w.sample, w.role,
+               {_ct_value("w.orf1ab")} AS orf1ab, {_ct_value("w.n")} AS n,
+               {_ct_value("w.e")} AS e, {_ct_value("w.ic")} AS ic, {raw},
+               t.serial AS tube,
+               CASE WHEN w.plate IS NULL THEN 'no-plate'
+                    WHEN length(w.plate) > 100 THEN 'bad-plate'
+                    WHEN w.role NOT IN ('sample', 'ntc', 'pc') THEN 'bad-role'
+                    WHEN {well} IS NULL THEN 'bad-well'
+                    {bad_ct}
+                    WHEN w.role <> 'sample' THEN NULL
+                    WHEN t.serial IS NULL THEN 'unknown-tube'
+                    WHEN t.state IN ('sealed', 'packed', 'in_transit')
+                         AND coalesce((SELECT b.lab_id FROM boxes b WHERE b.id = t.box_id),
+                                      $2) = $2
+                         THEN 'held'
+                    WHEN t.state = 'rejected' THEN 'tube-rejected'
+                    WHEN t.lab_id IS DISTINCT FROM $2
+                         OR t.state NOT IN ('received', 'resulted', 'rerun')
+                         THEN 'tube-not-received'
+               END AS problem
+        FROM ingest_wells w
+        LEFT JOIN tubes t ON w.role = 'sample' AND t.barcode = w.sample
+    ) c
     """
 
 
@@ -163,6 +165,7 @@ SELECT k.*,
                                                      ORDER BY k.line) END AS version
 FROM (
     SELECT c.line, c.lines, c.tube, c.plate, c.well, x.call, true AS controls_ok, x.ct,
+           (t.kind = 'single' OR t.capacity = 1) AS single,
            coalesce(t.result_version, 0) AS base_version,
            coalesce(r.plate = c.plate AND r.well = c.well AND r.ct = x.ct, false) AS duplicate
     FROM ingest_checked c
@@ -194,16 +197,16 @@ FROM ingest_calls WHERE NOT duplicate
 # each tube's new latest result
 _RESULTED = """
 CREATE TEMP TABLE ingest_resulted ON COMMIT DROP AS
-SELECT DISTINCT ON (tube) tube, version, call FROM ingest_calls
+SELECT DISTINCT ON (tube) tube, version, call, single FROM ingest_calls
 WHERE NOT duplicate ORDER BY tube, version DESC
 """
 
 # what de-pooling needs to see: pools that call for a case, and single tubes (a pool of
 # one is a single), whose calls may answer a case
 _HAND_OVER = """
-SELECT k.tube, k.call FROM ingest_resulted k JOIN tubes t ON t.serial = k.tube
-WHERE k.call IN ('positive', 'suspicious') OR t.kind = 'single' OR t.capacity = 1
-ORDER BY k.tube
+SELECT tube, call FROM ingest_resulted
+WHERE call IN ('positive', 'suspicious') OR single
+ORDER BY tube
 """
 
 _MOVE_TUBES = """
