@@ -1,5 +1,5 @@
 """The progress counters follow a large tube statement (planned afresh, migration
-0005) exactly as they follow a small one, including after a small statement in the
+0006) exactly as they follow a small one, including after a small statement in the
 same session, and count the new tube states."""
 
 from __future__ import annotations

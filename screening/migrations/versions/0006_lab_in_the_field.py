@@ -1,7 +1,7 @@
 """the lab in the field: held rows, plate re-runs, rejected tubes, standing rules
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 - Tubes gain two states: ``rerun`` (on a plate whose controls failed, waiting for the
   plate to be run again; residents see pending) and ``rejected`` (unusable at
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
