@@ -34,8 +34,9 @@ NO_AMPLIFICATION = frozenset(
         "null",
     }
 )
-# bounded digit counts keep every match finite in both Python and PostgreSQL
-CT_PATTERN = r"^\+?([0-9]{1,6}([.,][0-9]{0,12})?|[.,][0-9]{1,12})([eE][+-]?[0-9]{1,2})?$"
+# bounded integer and exponent digits keep every match finite in both Python and
+# PostgreSQL (a 400-digit number is infinity to one and an error to the other)
+CT_PATTERN = r"^\+?([0-9]{1,6}([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]{1,2})?$"
 BLANKS = " \t\r\n"
 _MATCH = re.compile(CT_PATTERN)
 

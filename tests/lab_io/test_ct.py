@@ -40,6 +40,8 @@ CASES = [
     ("1_0", BadCt),
     ("thirty", BadCt),
     ("3 0", BadCt),
+    ("9" * 400, BadCt),  # infinity to Python, an error to PostgreSQL: refused by both
+    ("1." + "0" * 5000 + "1", 1.0),
 ]
 
 
