@@ -2,7 +2,10 @@
 
 A tube is ``open`` while swabs go in, ``sealed`` when full (it seals itself) or by
 hand, ``packed`` into one transport box, ``in_transit`` once the box is dispatched,
-``received`` when the lab scans it in, and ``resulted`` once a result is stored.
+``received`` when the lab scans it in, and ``resulted`` once a result is stored. On
+a plate whose controls failed it is ``rerun`` until the plate's re-run decides (a
+result, or back to ``received`` when the re-run left it out); unusable at receipt
+(leaking, insufficient, ...) it is ``rejected`` for good.
 Pools are never nested: a tube holds residents' swabs only, never other tubes.
 Capacity is the round's pool size (per district) for a pooled tube and 1 for a single
 tube; a person goes into a tube at most once.
@@ -28,6 +31,8 @@ class TubeState(StrEnum):
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
     RESULTED = "resulted"
+    RERUN = "rerun"
+    REJECTED = "rejected"
 
 
 class TubeKind(StrEnum):
@@ -41,10 +46,12 @@ TRANSITIONS: dict[TubeState, frozenset[TubeState]] = {
     TubeState.OPEN: frozenset({TubeState.SEALED}),
     TubeState.SEALED: frozenset({TubeState.PACKED}),
     # a box received before anyone pressed "dispatch" is still received
-    TubeState.PACKED: frozenset({TubeState.IN_TRANSIT, TubeState.RECEIVED}),
-    TubeState.IN_TRANSIT: frozenset({TubeState.RECEIVED}),
-    TubeState.RECEIVED: frozenset({TubeState.RESULTED}),
+    TubeState.PACKED: frozenset({TubeState.IN_TRANSIT, TubeState.RECEIVED, TubeState.REJECTED}),
+    TubeState.IN_TRANSIT: frozenset({TubeState.RECEIVED, TubeState.REJECTED}),
+    TubeState.RECEIVED: frozenset({TubeState.RESULTED, TubeState.RERUN, TubeState.REJECTED}),
+    TubeState.RERUN: frozenset({TubeState.RESULTED, TubeState.RECEIVED, TubeState.RERUN}),
     TubeState.RESULTED: frozenset({TubeState.RESULTED}),
+    TubeState.REJECTED: frozenset(),
 }
 
 

@@ -11,27 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-ROLES = ("sample", "ntc", "pc")
-NO_AMPLIFICATION = frozenset(
-    {
-        "",
-        "undetermined",
-        "nan",
-        "n/a",
-        "na",
-        "no ct",
-        "noct",
-        "-",
-        "--",
-        "0",
-        "0.0",
-        "0.00",
-        "no cq",
-        "none",
-        "null",
-    }
-)
+from lab_io.ct import NO_AMPLIFICATION, parse_ct
 
+ROLES = ("sample", "ntc", "pc")
+__all__ = ["NO_AMPLIFICATION", "parse_ct"]  # Ct reading lives in lab_io.ct
 _TARGETS = {
     "orf1ab": "ORF1ab",
     "orf1ab gene": "ORF1ab",
@@ -152,23 +135,6 @@ def role_of(*labels: str) -> str:
         if key in _PC or key.startswith("pos ctrl"):
             return "pc"
     return "sample"
-
-
-def parse_ct(text: str) -> float | None:
-    """A Ct value, or None for no amplification; ValueError when it is not a number.
-
-    ``Undetermined``, ``NaN``, ``N/A``, ``No Ct``, ``-``, ``0`` and blank mean no
-    amplification (DOMAIN.md step 6). Thousands separators are dropped.
-    """
-    key = text.strip().lower()
-    if key in NO_AMPLIFICATION:
-        return None
-    value = float(key.replace(",", ""))
-    if value != value:  # NaN spelled some other way
-        return None
-    if value == 0:
-        return None
-    return value
 
 
 TARGETS = ("ORF1ab", "N", "E", "IC")

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import csv
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import BinaryIO
+from xml.etree.ElementTree import ParseError
 
 from lab_io.formats.common import (
     UnreadableFile,
@@ -56,6 +58,9 @@ def _xlsx_rows(raw: BinaryIO) -> Iterator[tuple[int, list[str]]]:
         sheet = book.worksheets[0]
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield number, [_text(value) for value in values]
+    except (ParseError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as exc:
+        # the workbook opened, but a sheet's XML (or its compressed stream) is damaged
+        raise UnreadableFile(f"the xlsx file is damaged: {type(exc).__name__}") from None
     finally:
         book.close()
 

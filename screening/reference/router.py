@@ -10,6 +10,7 @@ from screening.reference.schemas import (
     DistrictRead,
     LabCreate,
     LabRead,
+    LabUpdate,
     SamplingPointCreate,
     SamplingPointRead,
 )
@@ -56,6 +57,12 @@ async def list_sampling_points(
 async def create_lab(body: LabCreate, session: DbSession, _: AdminOnly) -> LabRead:
     """Add a lab with its daily capacity and kit settings."""
     return await service.create_lab(session, body)
+
+
+@router.patch("/labs/{code}", response_model=LabRead)
+async def update_lab(code: str, body: LabUpdate, session: DbSession, _: AdminOnly) -> LabRead:
+    """Change a lab's name, daily capacity or kit (the kit is checked like at creation)."""
+    return await service.update_lab(session, code, body)
 
 
 @router.get("/labs", response_model=Page[LabRead])

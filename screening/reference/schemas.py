@@ -2,6 +2,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from lab_io.kit import KitRule, UnreadableKit
 from screening.schemas import CODE_PATTERN, Schema
 
 DEFAULT_KIT: dict[str, Any] = {
@@ -51,6 +52,16 @@ class Kit(Schema):
             raise ValueError("grey_ct_max must be at least positive_ct_max")
         return self
 
+    @model_validator(mode="after")
+    def readable_by_the_formats(self) -> "Kit":
+        """Every target, the control and every dye must be ones the lab file formats
+        read; a kit naming others would make every upload for the lab unreadable."""
+        try:
+            KitRule.from_kit(self.model_dump())
+        except UnreadableKit as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class LabCreate(Schema):
     code: str = Field(pattern=CODE_PATTERN)
@@ -61,3 +72,11 @@ class LabCreate(Schema):
 
 class LabRead(LabCreate):
     id: int
+
+
+class LabUpdate(Schema):
+    """Fields of a lab an admin may change; absent ones stay."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    daily_capacity_tubes: int | None = Field(default=None, ge=0, le=10_000_000)
+    kit: Kit | None = None

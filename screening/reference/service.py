@@ -15,6 +15,7 @@ from screening.reference.schemas import (
     DistrictRead,
     LabCreate,
     LabRead,
+    LabUpdate,
     SamplingPointCreate,
     SamplingPointRead,
 )
@@ -65,6 +66,25 @@ async def create_sampling_point(
 async def create_lab(session: AsyncSession, body: LabCreate) -> LabRead:
     new_id = await _insert_unique(session, Lab, body.model_dump(), "lab")
     return LabRead(id=new_id, **body.model_dump())
+
+
+async def update_lab(session: AsyncSession, code: str, body: LabUpdate) -> LabRead:
+    """Change a lab's name, capacity or kit; uploads from now on use the new kit (each
+    upload keeps the kit it was called with)."""
+    lab = await session.scalar(select(Lab).where(Lab.code == code).with_for_update())
+    if lab is None:
+        raise NotFound(f"no lab {code!r}")
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    for field, value in changes.items():
+        setattr(lab, field, value)
+    await session.flush()
+    return LabRead(
+        id=lab.id,
+        code=lab.code,
+        name=lab.name,
+        daily_capacity_tubes=lab.daily_capacity_tubes,
+        kit=lab.kit,
+    )
 
 
 async def list_districts(session: AsyncSession, *, after: int, limit: int) -> list[DistrictRead]:

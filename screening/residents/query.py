@@ -62,7 +62,8 @@ def candidate_hashes(vault: Vault, id_number: str, nationality: str | None = Non
 _LOOKUP = text(
     """
     SELECT p.id AS resident_id, p.name_enc,
-           r.id AS round_id, r.name AS round_name, s.kind, s.sampled_at,
+           r.id AS round_id, r.name AS round_name,
+           CASE WHEN t.capacity = 1 THEN 'single' ELSE s.kind END AS kind, s.sampled_at,
            t.result_call AS call, t.resulted_at AS reported_at, l.name AS lab,
            m.status AS retest,
            CASE WHEN m.status IN ('negative', 'positive', 'invalid') THEN m.updated_at END

@@ -25,7 +25,11 @@ class Upload(Base):
     """One instrument file as received; the same bytes again are recognised by hash."""
 
     __tablename__ = "uploads"
-    __table_args__ = (UniqueConstraint("lab_id", "sha256", name="uq_uploads_lab_sha256"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "lab_id", "sha256", "format_field", "plate_field", name="uq_uploads_lab_sha256_fields"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"))
@@ -34,6 +38,11 @@ class Upload(Base):
     filename: Mapped[str | None] = mapped_column(String(300))
     kit: Mapped[dict[str, Any]] = mapped_column(JSONB)
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # the upload's own format and plate fields ("" when absent): the same bytes with
+    # other fields are another upload
+    format_field: Mapped[str] = mapped_column(String(20), server_default="")
+    plate_field: Mapped[str] = mapped_column(String(100), server_default="")
+    uploaded_by: Mapped[str | None] = mapped_column(String(60))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

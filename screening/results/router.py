@@ -5,7 +5,13 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from screening.auth import AdminOrLab
 from screening.db import DbSession, HeavySession
 from screening.results import service
-from screening.results.schemas import Format, UploadList, UploadSummary
+from screening.results.schemas import (
+    Format,
+    RerunAbandoned,
+    RerunList,
+    UploadList,
+    UploadSummary,
+)
 from screening.schemas import Id64
 
 router = APIRouter(tags=["results"])
@@ -50,3 +56,17 @@ async def read_upload(
 ) -> UploadSummary:
     """An earlier upload's summary."""
     return await service.read_upload(session, principal, lab_code=lab, upload_id=upload_id)
+
+
+@router.get("/labs/{lab}/reruns", response_model=RerunList)
+async def list_reruns(lab: str, session: DbSession, principal: AdminOrLab) -> RerunList:
+    """Plates whose controls failed, waiting for a re-run (oldest first)."""
+    return await service.list_reruns(session, principal, lab_code=lab)
+
+
+@router.post("/labs/{lab}/reruns/{plate}/abandon", response_model=RerunAbandoned)
+async def abandon_rerun(
+    lab: str, plate: str, session: DbSession, principal: AdminOrLab
+) -> RerunAbandoned:
+    """Give up a plate's re-run: its waiting tubes become invalid (people re-swabbed)."""
+    return await service.abandon_rerun(session, principal, lab_code=lab, plate=plate)

@@ -25,6 +25,8 @@ class TubeCalls(Schema):
     positive: int
     suspicious: int
     invalid: int
+    rerun: int = 0
+    """Tubes of a plate whose controls failed: they wait for the plate's re-run."""
 
 
 class UploadSummary(Schema):
@@ -33,22 +35,32 @@ class UploadSummary(Schema):
     rows: int
     accepted: int
     duplicate: int
+    held: int = 0
+    """Rows for tubes not received yet: applied when the lab receives the tube."""
     rejected: list[RowRejection]
     rejected_total: int
     plates: list[PlateSummary]
     tubes: TubeCalls
+    received_at: datetime | None = None
+    """When the file was first uploaded."""
+    uploaded_by: str | None = None
+    already_uploaded: bool = False
+    """True when these bytes (with the same format and plate fields) came before:
+    nothing changed, and this is the first upload's summary."""
 
 
 class UploadListed(Schema):
-    """One upload in a lab's list: when, which file, and its summary's figures."""
+    """One upload in a lab's list: when, by whom, which file, and its summary's figures."""
 
     upload_id: int
     filename: str | None
     format: Format
     received_at: datetime
+    uploaded_by: str | None = None
     rows: int
     accepted: int
     duplicate: int
+    held: int = 0
     rejected_total: int
     plates: list[PlateSummary]
     tubes: TubeCalls
@@ -56,3 +68,24 @@ class UploadListed(Schema):
 
 class UploadList(Schema):
     items: list[UploadListed]
+
+
+class RerunRead(Schema):
+    """A plate whose controls failed, waiting for its re-run (or to be given up)."""
+
+    plate: str
+    failed_at: datetime
+    upload_id: int
+    filename: str | None
+    tubes: int
+
+
+class RerunList(Schema):
+    items: list[RerunRead]
+
+
+class RerunAbandoned(Schema):
+    plate: str
+    status: Literal["abandoned"]
+    invalid: int
+    """Tubes now invalid: their people must be swabbed again."""

@@ -9,7 +9,6 @@ what the live feed streams.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 
 import anyio
 from sqlalchemy import bindparam, text
@@ -47,86 +46,14 @@ def actor_of(principal: Principal) -> str:
     return "admin" if principal.token_id is None else f"admin:token {principal.token_id}"
 
 
-# ---- after a lab upload stored its results (asyncpg, inside the upload's transaction)
-# ``ingest_resulted (tube, call)`` holds each tube's new latest call.
-
-_OPEN_CASES = """
-WITH opened AS (
-    INSERT INTO retest_cases (round_id, pool_tube_serial, sampling_point_id, lab_id,
-                              pool_result)
-    SELECT t.round_id, t.serial, t.sampling_point_id, t.lab_id, r.call
-    FROM ingest_resulted r JOIN tubes t ON t.serial = r.tube
-    WHERE t.kind = 'pool' AND r.call IN ('positive', 'suspicious')
-    ORDER BY t.serial
-    ON CONFLICT (pool_tube_serial) DO NOTHING
-    RETURNING id, round_id, pool_tube_serial, sampling_point_id
-), members AS (
-    INSERT INTO retest_members (case_id, resident_id)
-    SELECT DISTINCT o.id, s.resident_id
-    FROM opened o JOIN samples s ON s.tube_serial = o.pool_tube_serial
-)
-INSERT INTO retest_events (round_id, case_id, sampling_point_id, kind, to_status, actor)
-SELECT round_id, id, sampling_point_id, 'case-opened', 'open', $1 FROM opened ORDER BY id
-"""
-
-_MEMBERS_RESULTED = """
-WITH changed AS (
-    UPDATE retest_members m
-    SET status = CASE r.call WHEN 'negative' THEN 'negative' WHEN 'invalid' THEN 'invalid'
-                             ELSE 'positive' END,
-        updated_at = now()
-    FROM ingest_resulted r, retest_members old, retest_cases c
-    WHERE m.single_tube_serial = r.tube
-      AND old.case_id = m.case_id AND old.resident_id = m.resident_id
-      AND c.id = m.case_id AND c.status = 'open'
-      AND m.status <> CASE r.call WHEN 'negative' THEN 'negative'
-                                  WHEN 'invalid' THEN 'invalid' ELSE 'positive' END
-    RETURNING m.case_id, m.resident_id, old.status AS from_status, m.status AS to_status,
-              c.round_id, c.sampling_point_id
-)
-INSERT INTO retest_events (round_id, case_id, sampling_point_id, resident_id, kind,
-                           from_status, to_status, actor)
-SELECT round_id, case_id, sampling_point_id, resident_id, 'member-resulted', from_status,
-       to_status, $1
-FROM changed ORDER BY case_id, resident_id
-"""
-
-_RESOLVE = """
-WITH resolved AS (
-    UPDATE retest_cases c
-    SET status = 'resolved', resolved_at = now(),
-        discordant = NOT EXISTS (SELECT 1 FROM retest_members m
-                                 WHERE m.case_id = c.id AND m.status = 'positive')
-    WHERE c.status = 'open'
-      AND c.id IN (SELECT m.case_id FROM retest_members m
-                   JOIN ingest_resulted r ON r.tube = m.single_tube_serial)
-      AND NOT EXISTS (SELECT 1 FROM retest_members m
-                      WHERE m.case_id = c.id AND m.status NOT IN ('negative', 'positive'))
-    RETURNING c.id, c.round_id, c.sampling_point_id
-)
-INSERT INTO retest_events (round_id, case_id, sampling_point_id, kind, from_status, to_status,
-                           actor)
-SELECT round_id, id, sampling_point_id, 'case-resolved', 'open', 'resolved', $1
-FROM resolved ORDER BY id
-"""
-
-
-async def after_results(conn: Any, actor: str) -> None:
-    """Open cases for positive/suspicious pools, move members with their single
-    results, resolve finished cases. ``conn`` is the upload's asyncpg connection."""
-    await conn.execute(_OPEN_CASES, actor)
-    await conn.execute(_MEMBERS_RESULTED, actor)
-    await conn.execute(_RESOLVE, actor)
-
-
 # ---- when single samples are registered (scan or sync) -----------------------------
 
 _LINK_SINGLES = text("""
 WITH changed AS (
     UPDATE retest_members m
     SET status = 'resampled', single_tube_serial = s.tube_serial, updated_at = now()
-    FROM samples s, retest_members old, retest_cases c
-    WHERE s.id = ANY(:sample_ids) AND s.kind = 'single'
+    FROM samples s JOIN tubes t ON t.serial = s.tube_serial, retest_members old, retest_cases c
+    WHERE s.id = ANY(:sample_ids) AND (s.kind = 'single' OR t.capacity = 1)
       AND m.resident_id = s.resident_id
       AND old.case_id = m.case_id AND old.resident_id = m.resident_id
       AND c.id = m.case_id AND c.status = 'open'

@@ -1,9 +1,16 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from screening.auth import AdminOrLab, AdminOrSampler, AnyRole
 from screening.db import DbSession
-from screening.transport import service
-from screening.transport.schemas import BoxCreate, BoxRead, BoxReceipt, BoxReceive
+from screening.schemas import Id32
+from screening.transport import receipt, service
+from screening.transport.schemas import (
+    BoxCreate,
+    BoxRead,
+    BoxReceipt,
+    BoxReceive,
+    RejectedTubeList,
+)
 
 router = APIRouter(tags=["transport"])
 
@@ -28,9 +35,25 @@ async def dispatch_box(barcode: str, session: DbSession, principal: AdminOrSampl
 
 @router.post("/boxes/{barcode}/receive", response_model=BoxReceipt)
 async def receive_box(
-    barcode: str, session: DbSession, principal: AdminOrLab, body: BoxReceive | None = None
+    barcode: str,
+    request: Request,
+    session: DbSession,
+    principal: AdminOrLab,
+    body: BoxReceive | None = None,
 ) -> BoxReceipt:
-    """The box's lab receives it; scanned tubes are checked against the box list."""
-    return await service.receive_box(
-        session, principal, barcode, body.tubes_scanned if body else None
+    """The box's lab receives it; scanned tubes are checked against the box list,
+    unusable ones rejected (their people recalled)."""
+    return await receipt.receive_box(
+        session, principal, request.app.state.vault, barcode, body or BoxReceive()
+    )
+
+
+@router.get("/rounds/{round_id}/rejected-tubes", response_model=RejectedTubeList)
+async def list_rejected_tubes(
+    round_id: Id32, request: Request, session: DbSession, principal: AnyRole
+) -> RejectedTubeList:
+    """Tubes rejected at receipt and the people to sample again (masked); a sampler
+    sees its own point's, a lab its own."""
+    return await receipt.list_rejected(
+        session, principal, request.app.state.vault, round_id=round_id
     )

@@ -1,8 +1,7 @@
 """Boxes: packing sealed tubes, dispatching them, and the lab's receipt.
 
-A tube is in one box at a time. The lab's scan is checked against the box list at
-once: tubes missing from the box and tubes that should not be in it are named in
-the answer. A missing tube scanned later is still received.
+A tube is in one box at a time. A box barcode is reused only once every tube of its
+last trip has arrived. The lab's receipt is in :mod:`screening.transport.receipt`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from screening.errors import Conflict, Duplicate, Forbidden, NotFound
 from screening.reference.models import Lab
 from screening.sampling.service import BadBarcode
 from screening.tokens.service import Principal
-from screening.transport.schemas import BoxCreate, BoxRead, BoxReceipt
+from screening.transport.schemas import BoxCreate, BoxRead
 
 
 class TubeNotSealed(Conflict):
@@ -50,6 +49,14 @@ _BOX = text(
     WHERE b.barcode = :barcode ORDER BY b.id DESC LIMIT 1 FOR UPDATE OF b
     """
 )
+
+
+# a received box whose tubes did not all arrive is still open: reusing its barcode
+# would strand the late ones
+_BOX_STILL_OPEN = text("""
+SELECT EXISTS (SELECT 1 FROM boxes b JOIN tubes t ON t.box_id = b.id
+               WHERE b.barcode = :barcode AND t.state IN ('packed', 'in_transit'))
+""")
 
 
 def _serials(barcodes: list[str]) -> list[int]:
@@ -85,6 +92,10 @@ async def pack_box(session: AsyncSession, principal: Principal, body: BoxCreate)
     unsealed = [t.barcode for t in tubes if t.state != "sealed"]
     if unsealed:
         raise TubeNotSealed(f"not sealed: {', '.join(unsealed)}")
+    if await session.scalar(_BOX_STILL_OPEN, {"barcode": body.barcode}):
+        raise Duplicate(
+            f"box {body.barcode} still has tubes on their way from its last trip; use another box"
+        )
     box_id = await session.scalar(
         text("""INSERT INTO boxes (barcode, sampling_point_id, lab_id, state)
                 VALUES (:barcode, :point, :lab_id, 'packed')
@@ -153,47 +164,3 @@ async def dispatch_box(session: AsyncSession, principal: Principal, barcode: str
             {"id": box.id},
         )
     return await read_box(session, principal, barcode)
-
-
-async def receive_box(
-    session: AsyncSession, principal: Principal, barcode: str, scanned: list[str] | None
-) -> BoxReceipt:
-    """The lab receives a box: every scanned tube of the box is received; the rest is named."""
-    box: Any = await _box(session, barcode)
-    if principal.role == "lab" and box.lab_id != principal.lab_id:
-        raise Forbidden("this box goes to another lab")
-    tubes = await _box_tubes(session, box.id)
-    by_code = {code: serial for serial, code, _ in tubes}
-    if scanned is None:
-        arriving = [serial for serial, _, _ in tubes]
-        unexpected: list[str] = []
-    else:
-        normalized = []
-        for code in scanned:
-            try:
-                normalized.append(format_barcode(parse_barcode(code)))
-            except BadBarcodeValue:
-                normalized.append(code.strip())
-        arriving = [by_code[c] for c in normalized if c in by_code]
-        unexpected = sorted({c for c in normalized if c not in by_code})
-    await session.execute(
-        text("""UPDATE tubes SET state = 'received', received_at = now(), lab_id = :lab_id
-                WHERE box_id = :box_id AND serial = ANY(:serials)
-                AND state IN ('packed', 'in_transit')""").bindparams(
-            bindparam("serials", type_=ARRAY(BIGINT))
-        ),
-        {"lab_id": box.lab_id, "box_id": box.id, "serials": arriving},
-    )
-    await session.execute(
-        text("""UPDATE boxes SET state = 'received', received_at = COALESCE(received_at, now()),
-                dispatched_at = COALESCE(dispatched_at, now()) WHERE id = :id"""),
-        {"id": box.id},
-    )
-    after = await _box_tubes(session, box.id)
-    missing = [code for _, code, state in after if state in ("packed", "in_transit")]
-    return BoxReceipt(
-        expected=len(after),
-        received=len(after) - len(missing),
-        missing=missing,
-        unexpected=unexpected,
-    )

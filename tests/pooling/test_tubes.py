@@ -82,6 +82,18 @@ class TestLifecycle:
             assert can_move(current, following)
             assert not can_move(following, current)
 
+    def test_a_failed_plate_waits_and_its_re_run_decides(self):
+        assert can_move(TubeState.RECEIVED, TubeState.RERUN)
+        assert can_move(TubeState.RERUN, TubeState.RESULTED)
+        assert can_move(TubeState.RERUN, TubeState.RECEIVED)  # left out of the re-run
+        assert not can_move(TubeState.RESULTED, TubeState.RERUN)  # a result stands
+
+    def test_a_rejected_tube_goes_nowhere(self):
+        for state in (TubeState.PACKED, TubeState.IN_TRANSIT, TubeState.RECEIVED):
+            assert can_move(state, TubeState.REJECTED)
+        assert not any(can_move(TubeState.REJECTED, state) for state in TubeState)
+        assert not can_move(TubeState.RESULTED, TubeState.REJECTED)
+
 
 class TestStanding:
     @pytest.mark.parametrize(

@@ -82,10 +82,16 @@ class TestCalls:
                 "plate": "PL1",
                 "controls": "ok",
                 "wells": 6,
-                "calls": {"negative": 1, "positive": 1, "suspicious": 1, "invalid": 1},
+                "calls": {"negative": 1, "positive": 1, "suspicious": 1, "invalid": 1, "rerun": 0},
             }
         ]
-        assert body["tubes"] == {"negative": 1, "positive": 1, "suspicious": 1, "invalid": 1}
+        assert body["tubes"] == {
+            "negative": 1,
+            "positive": 1,
+            "suspicious": 1,
+            "invalid": 1,
+            "rerun": 0,
+        }
         assert [await status_of(scene, p) for p in (0, 2, 4, 6)] == [
             "negative",
             "retest",
@@ -102,7 +108,7 @@ class TestCalls:
         assert tube["result"]["ct"] == {"ORF1ab": 30.2, "N": 31.0, "E": None, "IC": 26.0}
         assert (tube["result"]["plate"], tube["result"]["well"]) == ("PL1", "A4")
 
-    async def test_a_negative_control_that_amplifies_makes_the_plate_invalid(self, scene):
+    async def test_a_negative_control_that_amplifies_puts_the_plate_to_rerun(self, scene):
         t = await received_tubes(scene, 2)
         content = "\n".join(
             [
@@ -115,8 +121,8 @@ class TestCalls:
         )
         body = (await upload(scene, content)).json()
         assert body["plates"][0]["controls"] == "failed"
-        assert body["tubes"]["invalid"] == 2
-        assert await status_of(scene, 0) == "invalid"
+        assert (body["tubes"]["invalid"], body["tubes"]["rerun"]) == (0, 2)
+        assert await status_of(scene, 0) == "pending"
 
     async def test_each_plate_says_its_own_calls(self, scene):
         t = await received_tubes(scene, 3)
@@ -134,8 +140,12 @@ class TestCalls:
         )
         body = (await upload(scene, content)).json()
         assert [(p["plate"], p["controls"], p["calls"]) for p in body["plates"]] == [
-            ("PA", "ok", {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0}),
-            ("PB", "failed", {"negative": 0, "positive": 0, "suspicious": 0, "invalid": 1}),
+            ("PA", "ok", {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0, "rerun": 0}),
+            (
+                "PB",
+                "failed",
+                {"negative": 0, "positive": 0, "suspicious": 0, "invalid": 0, "rerun": 1},
+            ),
         ]
 
     async def test_a_positive_control_that_does_not_amplify_fails_the_plate(self, scene):
@@ -145,7 +155,7 @@ class TestCalls:
         )
         body = (await upload(scene, content)).json()
         assert body["plates"][0]["controls"] == "failed"
-        assert body["tubes"]["invalid"] == 1
+        assert body["tubes"]["rerun"] == 1
 
     async def test_a_plate_without_control_wells_fails(self, scene):
         t = await received_tubes(scene, 1)
@@ -203,7 +213,7 @@ class TestRejectedRows:
                 "plate": "PLATE-9",
                 "controls": "ok",
                 "wells": 3,
-                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0, "rerun": 0},
             }
         ]
 
@@ -228,7 +238,8 @@ class TestSameFileTwice:
         content = lis([f"PL1,A3,{t[0]},sample,,,27", f"PL1,A4,{t[1]},sample,30,31,27"])
         first = (await upload(scene, content)).json()
         again = (await upload(scene, content)).json()
-        assert again == first
+        assert again == {**first, "already_uploaded": True}
+        assert again["received_at"] == first["received_at"] is not None
         counts = (
             await db_session.execute(
                 text("SELECT count(*), count(DISTINCT upload_id) FROM results")
@@ -249,7 +260,13 @@ class TestSameFileTwice:
         reexport = reexport.replace("ntc,,,\n", "ntc,,,,\n")
         body = (await upload(scene, reexport)).json()
         assert (body["accepted"], body["duplicate"]) == (2, 2)
-        assert body["tubes"] == {"negative": 0, "positive": 0, "suspicious": 0, "invalid": 0}
+        assert body["tubes"] == {
+            "negative": 0,
+            "positive": 0,
+            "suspicious": 0,
+            "invalid": 0,
+            "rerun": 0,
+        }
 
     async def test_a_later_result_is_a_new_version_and_the_latest_counts(self, scene, db_session):
         t = await received_tubes(scene, 1)
@@ -329,10 +346,16 @@ class TestInstrumentFormats:
                 "plate": "QS-0405-A",
                 "controls": "ok",
                 "wells": 4,
-                "calls": {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0},
+                "calls": {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0, "rerun": 0},
             }
         ]
-        assert body["tubes"] == {"negative": 1, "positive": 1, "suspicious": 0, "invalid": 0}
+        assert body["tubes"] == {
+            "negative": 1,
+            "positive": 1,
+            "suspicious": 0,
+            "invalid": 0,
+            "rerun": 0,
+        }
         # A5 is omitted in the file: its tube has no result
         assert [await status_of(scene, p) for p in (0, 2, 4)] == ["negative", "retest", "pending"]
 
@@ -345,7 +368,7 @@ class TestInstrumentFormats:
                 "plate": "QSDA-0001",
                 "controls": "ok",
                 "wells": 3,
-                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0, "rerun": 0},
             }
         ]
         assert body["tubes"]["negative"] == 1
@@ -360,11 +383,17 @@ class TestInstrumentFormats:
                 "plate": "CFX-PL-7",
                 "controls": "ok",
                 "wells": 4,
-                "calls": {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0},
+                "calls": {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0, "rerun": 0},
             }
         ]
         # A4: N only (VIC/HEX through the kit's dyes) -> suspicious
-        assert body["tubes"] == {"negative": 1, "positive": 0, "suspicious": 1, "invalid": 0}
+        assert body["tubes"] == {
+            "negative": 1,
+            "positive": 0,
+            "suspicious": 1,
+            "invalid": 0,
+            "rerun": 0,
+        }
         stored = await db_session.scalar(
             text("SELECT ct FROM results WHERE tube_serial = :t"), {"t": parse_barcode(t[1])}
         )
@@ -402,7 +431,7 @@ class TestInstrumentFormats:
                 "plate": "SLAN-PLATE-7",
                 "controls": "ok",
                 "wells": 3,
-                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0},
+                "calls": {"negative": 1, "positive": 0, "suspicious": 0, "invalid": 0, "rerun": 0},
             }
         ]
         assert body["tubes"]["negative"] == 1
@@ -412,5 +441,5 @@ class TestInstrumentFormats:
         data = instrument_file("slan_96p.csv", t)
         first = (await upload(scene, data)).json()
         again = (await upload(scene, data)).json()
-        assert again == first
+        assert again == {**first, "already_uploaded": True}
         assert await db_session.scalar(text("SELECT count(*) FROM results")) == 1

@@ -70,7 +70,15 @@ class TestDispatchAndReceipt:
         again = await scene.ok("/boxes/BOX-1/dispatch", None, "P1")
         assert again["dispatched_at"] == dispatched["dispatched_at"]
         receipt = await scene.ok("/boxes/BOX-1/receive", {}, "L1")
-        assert receipt == {"expected": 3, "received": 3, "missing": [], "unexpected": []}
+        assert receipt == {
+            "expected": 3,
+            "received": 3,
+            "missing": [],
+            "unexpected": [],
+            "taken_in": [],
+            "rejected": [],
+            "results_applied": 0,
+        }
         assert await tube_state(scene, tubes[2]) == "received"
 
     async def test_the_lab_scan_names_missing_and_unexpected_tubes(self, scene):
@@ -86,6 +94,9 @@ class TestDispatchAndReceipt:
             "received": 2,
             "missing": [tubes[1]],
             "unexpected": [stray],
+            "taken_in": [],
+            "rejected": [],
+            "results_applied": 0,
         }
         assert await tube_state(scene, tubes[1]) == "in_transit"
         assert await tube_state(scene, stray) == "sealed"
@@ -95,7 +106,15 @@ class TestDispatchAndReceipt:
         await scene.ok("/boxes", {"barcode": "BOX-1", "lab": "L1", "tubes": tubes}, "P1")
         await scene.ok("/boxes/BOX-1/receive", {"tubes_scanned": tubes[:1]}, "L1")
         late = await scene.ok("/boxes/BOX-1/receive", {"tubes_scanned": tubes[1:]}, "L1")
-        assert late == {"expected": 2, "received": 2, "missing": [], "unexpected": []}
+        assert late == {
+            "expected": 2,
+            "received": 2,
+            "missing": [],
+            "unexpected": [],
+            "taken_in": [],
+            "rejected": [],
+            "results_applied": 0,
+        }
         assert await tube_state(scene, tubes[1]) == "received"
 
     async def test_another_lab_cannot_receive_the_box(self, scene):
