@@ -10,6 +10,7 @@ be handed the first one's code (and so their results).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,9 @@ def validate_person(
     clean_name = normalize_name(name)
     if not clean_name or len(clean_name) > NAME_MAX:
         raise ValueError(f"姓名不能为空，最多{NAME_MAX}个字。")
+    if any(unicodedata.category(c) == "Cc" for c in clean_name):
+        # a NUL or another invisible character is a broken export, not a name
+        raise ValueError("姓名里有看不见的控制字符（NUL 等），请重新输入姓名。")
     clean_phone = "".join(c for c in (phone or "") if c in "+0123456789") or None
     if clean_phone is not None and not 5 <= len(clean_phone) <= 20:
         raise ValueError("电话号码应为5至20位数字。")

@@ -1,8 +1,7 @@
 """Odd inputs that once gave a 500 (issue 16, "Inputs that give 500 today"): each is
 now a 4xx problem document that names what is wrong, and changes nothing.
 
-One table, one row per input. Rows whose fix lives in lab_io or the census import are
-marked xfail (not strict) until that branch lands: flip them by deleting the mark.
+One table, one row per input.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from screening.errors import Unprocessable
 from screening.schemas import EARLIEST, INT64_MAX, LATEST, Instant, parse_cursor
 
 HUGE = "99999999999999999999999"  # beyond 64 bits
-LAB_BRANCH = pytest.mark.xfail(strict=False, reason="fixed on the lab/residents branch")
 
 INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 LIS_HEAD = "plate,well,sample,role,ORF1ab,N,IC\n"
@@ -152,16 +150,7 @@ ODD = [
         "POST",
         "/labs/L1/results",
         lambda scene: upload(lis(), name="p" * 301 + ".csv"),
-        names="filename",
-        marks=(LAB_BRANCH,),
-    ),
-    Odd(
-        "plate id over 100 characters in the file",
-        "POST",
-        "/labs/L1/results",
-        lambda scene: upload(lis(plate="P" * 101)),
-        names="plate",
-        marks=(LAB_BRANCH,),
+        names="file name",
     ),
     Odd(
         "plate id over 100 characters in the field",
@@ -174,7 +163,6 @@ ODD = [
             plate="P" * 101,
         ),
         names="plate",
-        marks=(LAB_BRANCH,),
     ),
     Odd(
         "NUL byte after the first 64 KiB",
@@ -182,7 +170,6 @@ ODD = [
         "/labs/L1/results",
         lambda scene: upload(nul_after_64_kib()),
         names="NUL",
-        marks=(LAB_BRANCH,),
     ),
     Odd(
         "CSV cell over 131,072 characters",
@@ -190,7 +177,6 @@ ODD = [
         "/labs/L1/results",
         lambda scene: upload(lis("PX,A3," + "9" * 131_073 + ",sample,,,26")),
         names="line",
-        marks=(LAB_BRANCH,),
     ),
     Odd(
         "xlsx with malformed XML",
@@ -198,18 +184,6 @@ ODD = [
         "/labs/L1/results",
         lambda scene: upload(malformed_xlsx(), name="slan.xlsx", format="slan-96p"),
         names="",
-        marks=(LAB_BRANCH,),
-    ),
-    Odd(
-        "census with a NUL in a column",
-        "POST",
-        "/residents/import",
-        lambda scene: upload(
-            b"id_type,id_number,name,phone,district\npassport,E1234567,Bob\x00,,D1\n",
-            name="census.csv",
-        ),
-        names="NUL",
-        marks=(LAB_BRANCH,),
     ),
 ]
 
@@ -300,3 +274,33 @@ class TestCursorAndTimeRulesHoldForAnyInput:
             assert problem.errors()
         else:
             assert EARLIEST <= kept.astimezone(UTC) < LATEST
+
+
+# Inputs whose problem lies in one line of an otherwise readable file: the file is
+# taken, that line is rejected with a reason naming the problem, and nothing of it is
+# stored (an upload's other lines would be, as for any rejected line).
+ODD_LINES = [
+    pytest.param(
+        "/labs/L1/results", lambda: upload(lis(plate="P" * 101)), "plate", id="plate id over 100"
+    ),
+    pytest.param(
+        "/residents/import",
+        lambda: upload(
+            b"id_type,id_number,name,phone,district\nprc_id,440106197501011232,Bob\x00,,D1\n",
+            name="census.csv",
+        ),
+        "NUL",
+        id="census with a NUL in a column",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "request_of", "names"), ODD_LINES)
+async def test_an_odd_line_is_rejected_by_name_and_stores_nothing(scene, path, request_of, names):
+    r = await scene.client.post(path, headers=scene.tokens["admin"], **request_of())
+    assert r.status_code == 200, r.text[:500]
+    answer = r.json()
+    assert answer["rejected"] and all(
+        names.lower() in f"{line['type']} {line['detail']}".lower() for line in answer["rejected"]
+    ), answer["rejected"]
+    assert answer.get("accepted", 0) == 0 and answer.get("created", 0) == 0
