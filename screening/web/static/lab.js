@@ -25,6 +25,7 @@
     "conflict": "该试管未装箱或已有结果,不能拒收:请核对条码。",
     "database-unavailable": "服务暂时不可用:请稍后重试。",
     "too-many-requests": "操作过于频繁:请稍后重试。",
+    "server-busy": "服务器正忙(同时上传的文件太多):文件未保存,请稍等几秒后重新上传。",
   };
   const ROW_PROBLEMS = {
     "unknown-tube": "试管条码未登记:请核对样本名",
