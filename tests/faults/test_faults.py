@@ -166,7 +166,8 @@ async def test_a_service_killed_mid_ingestion_loses_nothing_and_doubles_nothing(
         summary = second.json()
         assert (summary["accepted"], summary["rejected_total"]) == (12, 1_200_000)
         third = await upload()
-        assert third.json() == summary  # the same bytes: recognised, nothing changes
+        # the same bytes: recognised, nothing changes, and the answer says so
+        assert third.json() == {**summary, "already_uploaded": True}
         for query, expected in (
             ("SELECT count(*) FROM uploads", 1),
             ("SELECT count(*) FROM results", 10),
