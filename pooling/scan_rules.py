@@ -79,13 +79,16 @@ class Swab:
     resident_id: int | None
     needs_single: bool
     earlier: EarlierTube | None
+    alone: bool = False
+    """A pooled tube of capacity one (``pool_size`` 1, isolation points): read as a
+    single, so a recalled person may be swabbed into it and it is no second pool."""
 
 
 def in_time(swab: Swab) -> bool:
     """Rule 4: taken while the round was open, or a single re-test of a recalled person."""
     if swab.closed_at is None or swab.at <= swab.closed_at:
         return True
-    return swab.kind is TubeKind.SINGLE and swab.needs_single
+    return (swab.kind is TubeKind.SINGLE or swab.alone) and swab.needs_single
 
 
 def swab_refusal(swab: Swab, tube: TubeSlots | None) -> SampleRefused | None:
@@ -99,7 +102,7 @@ def swab_refusal(swab: Swab, tube: TubeSlots | None) -> SampleRefused | None:
         return SampleRefused("round-closed", "the round closed before this swab was taken")
     if swab.resident_id is None:
         return SampleRefused("unknown-resident", "no resident with this code; register them first")
-    if swab.kind is TubeKind.POOL:
+    if swab.kind is TubeKind.POOL and not swab.alone:
         if swab.needs_single:
             return SampleRefused(
                 "needs-single",

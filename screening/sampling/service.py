@@ -227,6 +227,8 @@ async def _take_sample(
             if ctx.earlier_tube is not None
             else None
         ),
+        alone=kind is TubeKind.POOL
+        and (ctx.tube_capacity if ctx.tube_exists else capacity_for(kind, ctx.district_pool)) == 1,
     )
     slots = (
         TubeSlots(

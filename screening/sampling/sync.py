@@ -273,6 +273,8 @@ def _replay(
         resident_id=resident_id,
         needs_single=bool(person and person[1]),
         earlier=earlier.get(resident_id) if resident_id is not None else None,
+        alone=event.kind is TubeKind.POOL
+        and (tube.slots.capacity if tube is not None else issued.pool if issued else 0) == 1,
     )
     refused = swab_refusal(swab, tube.slots if tube is not None else None)
     if refused is not None:

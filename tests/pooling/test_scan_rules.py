@@ -40,6 +40,7 @@ def situations(draw):
         resident_id=draw(st.sampled_from([None, 7])),
         needs_single=draw(st.booleans()),
         earlier=draw(st.sampled_from([None, EARLIER])),
+        alone=draw(st.booleans()),
     )
     return swab, draw(st.sampled_from([None, slots]))
 
@@ -56,9 +57,10 @@ def applicable(swab, slots):
     if swab.resident_id is None:
         found.add("unknown-resident")
         return found
-    if swab.kind is TubeKind.POOL and swab.needs_single:
+    pooled = swab.kind is TubeKind.POOL and not swab.alone  # a pool of one reads as a single
+    if pooled and swab.needs_single:
         found.add("needs-single")
-    if swab.kind is TubeKind.POOL and swab.earlier is not None:
+    if pooled and swab.earlier is not None:
         found.add("already-sampled")
     if slots is not None:
         if swab.resident_id in slots.members:
@@ -112,6 +114,15 @@ class TestRoundClose:
 
     def test_a_single_re_test_of_a_recalled_person_goes_on(self):
         assert in_time(self.swab(600, TubeKind.SINGLE, needs_single=True))
+
+    def test_a_recalled_person_may_be_swabbed_into_a_pool_of_one(self):
+        # isolation points run rounds of pool size 1: such a tube is read as a single
+        swab = Swab("00000000000017", TubeKind.POOL, True, True, CLOSED, None, 7, True, EARLIER)
+        assert swab_refusal(swab, None) is not None
+        alone = Swab(
+            "00000000000017", TubeKind.POOL, True, True, CLOSED, None, 7, True, EARLIER, alone=True
+        )
+        assert swab_refusal(alone, None) is None
 
     def test_already_sampled_names_the_earlier_tube_and_point(self):
         swab = Swab("00000000000017", TubeKind.POOL, True, True, CLOSED, None, 7, False, EARLIER)

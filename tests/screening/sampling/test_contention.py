@@ -19,7 +19,7 @@ TRIALS = int(os.environ.get("SCREENING_HAMMER_TRIALS", "40"))
 
 async def census(scene, n, prefix):
     lines = ["id_type,id_number,name,phone,district"]
-    lines += [f"passport,{prefix}{i:07d},居民{i},,D1" for i in range(n)]
+    lines += [f"other,{prefix}{i:07d},居民{i},,D1" for i in range(n)]
     r = await scene.client.post(
         "/residents/import",
         headers=scene.tokens["admin"],

@@ -27,7 +27,7 @@ CASES = [
 
 async def census(scene, n):
     lines = ["id_type,id_number,name,phone,district"]
-    lines += [f"passport,R{i:07d},居民{i},,D1" for i in range(n)]
+    lines += [f"other,R{i:07d},居民{i},,D1" for i in range(n)]
     r = await scene.client.post(
         "/residents/import",
         headers=scene.tokens["admin"],
