@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from ingest import WELLS
+from ingest import seed as seed_tubes
 from service import asyncpg_dsn, running_service
 
 from pooling.barcodes import format_barcode
@@ -59,41 +60,11 @@ def lab_day(first: int, tubes: int) -> bytes:
 
 
 async def seed(dsn: str, tubes: int, vault: Vault) -> None:
+    await seed_tubes(dsn, 3 * tubes)  # bench/ingest.py's lab, round and received tubes
+    now = datetime.now(UTC)
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("""
-            INSERT INTO districts (code, name, population) VALUES ('B1', '基准区', 1);
-            INSERT INTO sampling_points (code, name, address, district_id, stations,
-                                         people_per_hour_per_station)
-                VALUES ('BP1', 'p', '', 1, 1, 60);
-            INSERT INTO labs (code, name, daily_capacity_tubes, kit) VALUES ('BL1', 'lab',
-                500000, '{"targets": ["ORF1ab", "N"], "control_target": "IC",
-                "positive_ct_max": 40.0, "grey_ct_max": null, "control_ct_max": 40.0,
-                "dyes": {"FAM": "ORF1ab", "VIC": "N", "CY5": "IC"}}');
-            INSERT INTO rounds (name, pool_size, starts_at, deadline)
-                VALUES ('bench', 10, now(), now() + interval '1 day');
-            ALTER TABLE samples DISABLE TRIGGER feed_mark_samples;
-        """)
-        now = datetime.now(UTC)
-        await conn.copy_records_to_table(
-            "tubes",
-            columns=[
-                "serial",
-                "barcode",
-                "round_id",
-                "sampling_point_id",
-                "kind",
-                "capacity",
-                "count",
-                "state",
-                "received_at",
-                "lab_id",
-            ],
-            records=(
-                (s, format_barcode(s), 1, 1, "pool", 10, 10, "received", now, 1)
-                for s in range(1, 3 * tubes + 1)
-            ),
-        )
+        await conn.execute("ALTER TABLE samples DISABLE TRIGGER feed_mark_samples")
         # a thousand distinct identities, encrypted once, spread over everybody: the
         # drain decrypts every row as it would for real people
         blobs = [

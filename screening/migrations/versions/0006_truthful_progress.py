@@ -58,6 +58,30 @@ def _pool_calls(alias: str, sign: str) -> str:
 # order), and it touches only counter rows that trigger has just locked (a changed
 # lab or call is a change 0004 counts too), so it adds no lock and no lock order.
 _CHANGED = "(o.lab_id, o.result_call) IS DISTINCT FROM (n.lab_id, n.result_call)"
+_POOLED = f"""
+INSERT INTO progress_counts AS p
+        (round_id, sampling_point_id, lab_id, pool_positive, pool_suspicious)
+    SELECT round_id, sampling_point_id, lab_id, sum(pool_positive), sum(pool_suspicious)
+    FROM (
+        SELECT {_KEY.format(a="o")}, {_pool_calls("o", "-")} FROM {_PAIRS} WHERE {_CHANGED}
+        UNION ALL
+        SELECT {_KEY.format(a="n")}, {_pool_calls("n", "+")} FROM {_PAIRS} WHERE {_CHANGED}
+    ) d
+    GROUP BY round_id, sampling_point_id, lab_id
+    HAVING sum(pool_positive) <> 0 OR sum(pool_suspicious) <> 0
+    ORDER BY round_id, sampling_point_id, lab_id
+    ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE
+        SET pool_positive = p.pool_positive + EXCLUDED.pool_positive,
+            pool_suspicious = p.pool_suspicious + EXCLUDED.pool_suspicious
+"""
+_IN_LAB = f"""
+INSERT INTO lab_turnaround_counts AS t (round_id, lab_id, bucket, n)
+    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
+    FROM {_PAIRS}
+    WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.received_at IS NOT NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n
+"""
 TUBES = f"""
 --
 CREATE FUNCTION progress_tubes_updated_split() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -65,47 +89,11 @@ BEGIN
     -- a plan made for a one-tube scan would nest-loop an upload's 200,000 tubes (the
     -- session keeps PL/pgSQL plans): large statements are planned afresh
     IF (SELECT count(*) FROM new_rows) > 64 THEN
-        EXECUTE $sql$INSERT INTO progress_counts AS p
-        (round_id, sampling_point_id, lab_id, pool_positive, pool_suspicious)
-    SELECT round_id, sampling_point_id, lab_id, sum(pool_positive), sum(pool_suspicious)
-    FROM (
-        SELECT {_KEY.format(a="o")}, {_pool_calls("o", "-")} FROM {_PAIRS} WHERE {_CHANGED}
-        UNION ALL
-        SELECT {_KEY.format(a="n")}, {_pool_calls("n", "+")} FROM {_PAIRS} WHERE {_CHANGED}
-    ) d
-    GROUP BY round_id, sampling_point_id, lab_id
-    HAVING sum(pool_positive) <> 0 OR sum(pool_suspicious) <> 0
-    ORDER BY round_id, sampling_point_id, lab_id
-    ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE
-        SET pool_positive = p.pool_positive + EXCLUDED.pool_positive,
-            pool_suspicious = p.pool_suspicious + EXCLUDED.pool_suspicious$sql$;
-        EXECUTE $sql$INSERT INTO lab_turnaround_counts AS t (round_id, lab_id, bucket, n)
-    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
-    FROM {_PAIRS}
-    WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.received_at IS NOT NULL
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n$sql$;
+        EXECUTE $sql${_POOLED}$sql$;
+        EXECUTE $sql${_IN_LAB}$sql$;
     ELSE
-        INSERT INTO progress_counts AS p
-        (round_id, sampling_point_id, lab_id, pool_positive, pool_suspicious)
-    SELECT round_id, sampling_point_id, lab_id, sum(pool_positive), sum(pool_suspicious)
-    FROM (
-        SELECT {_KEY.format(a="o")}, {_pool_calls("o", "-")} FROM {_PAIRS} WHERE {_CHANGED}
-        UNION ALL
-        SELECT {_KEY.format(a="n")}, {_pool_calls("n", "+")} FROM {_PAIRS} WHERE {_CHANGED}
-    ) d
-    GROUP BY round_id, sampling_point_id, lab_id
-    HAVING sum(pool_positive) <> 0 OR sum(pool_suspicious) <> 0
-    ORDER BY round_id, sampling_point_id, lab_id
-    ON CONFLICT (round_id, sampling_point_id, lab_id) DO UPDATE
-        SET pool_positive = p.pool_positive + EXCLUDED.pool_positive,
-            pool_suspicious = p.pool_suspicious + EXCLUDED.pool_suspicious;
-        INSERT INTO lab_turnaround_counts AS t (round_id, lab_id, bucket, n)
-    SELECT n.round_id, coalesce(n.lab_id, 0), {_BUCKET.format(a="n")}, count(*)
-    FROM {_PAIRS}
-    WHERE o.state <> 'resulted' AND n.state = 'resulted' AND n.received_at IS NOT NULL
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (round_id, lab_id, bucket) DO UPDATE SET n = t.n + EXCLUDED.n;
+        {_POOLED};
+        {_IN_LAB};
     END IF;
     RETURN NULL;
 END $$;

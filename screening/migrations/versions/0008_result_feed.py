@@ -38,24 +38,22 @@ CREATE TRIGGER feed_mark_samples AFTER INSERT ON samples
 
 # a tube's state or result moved: all its members' standings may have (a scan that
 # only counts one more swab into an open tube moves neither)
-MARK_TUBES = """
+_CHANGED_TUBES = """
+    INSERT INTO feed_marks (tube_serial)
+    SELECT n.serial FROM new_rows n JOIN old_rows o ON o.serial = n.serial
+    WHERE (n.state, n.result_call, n.result_version)
+          IS DISTINCT FROM (o.state, o.result_call, o.result_version)
+"""
+MARK_TUBES = f"""
 CREATE FUNCTION feed_mark_tubes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- PL/pgSQL keeps a statement's plan for the session, made for the first call's
     -- transition tables: after a scan's one-tube update it would nest-loop an upload's
     -- 200,000 tubes. Large statements are planned afresh (as migration 0009's counters).
     IF (SELECT count(*) FROM new_rows) > 64 THEN
-        EXECUTE $sql$
-            INSERT INTO feed_marks (tube_serial)
-            SELECT n.serial FROM new_rows n JOIN old_rows o ON o.serial = n.serial
-            WHERE (n.state, n.result_call, n.result_version)
-                  IS DISTINCT FROM (o.state, o.result_call, o.result_version)
-        $sql$;
+        EXECUTE $sql${_CHANGED_TUBES}$sql$;
     ELSE
-        INSERT INTO feed_marks (tube_serial)
-        SELECT n.serial FROM new_rows n JOIN old_rows o ON o.serial = n.serial
-        WHERE (n.state, n.result_call, n.result_version)
-              IS DISTINCT FROM (o.state, o.result_call, o.result_version);
+        {_CHANGED_TUBES};
     END IF;
     RETURN NULL;
 END $$;
