@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.db import raw_connection
-from screening.feed.sequencer import BATCH, sequence_feed
+from screening.feed.sequencer import sequence_feed
 from screening.privacy import Vault
 from screening.tokens.service import Principal
 
@@ -57,9 +57,12 @@ class FeedRow:
 async def read_changes(
     session: AsyncSession, principal: Principal, vault: Vault, *, after: int, limit: int, view: str
 ) -> list[FeedRow]:
-    """Up to ``limit`` changes after ``after``, in seq order, audited as ``view``."""
-    while await sequence_feed(session) == BATCH:
-        pass
+    """Up to ``limit`` changes after ``after``, in seq order, audited as ``view``.
+
+    A read numbers at most one batch of new marks itself (so a reader sees its own
+    recent writes without waiting for the worker); a lab-day's backlog is the background
+    worker's, never held inside one GET."""
+    await sequence_feed(session)
     rows = await (await raw_connection(session)).fetch(_PAGE, after, limit)
     changes = [
         FeedRow(
