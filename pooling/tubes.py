@@ -59,6 +59,12 @@ def can_move(current: TubeState, target: TubeState) -> bool:
     return target in TRANSITIONS[current]
 
 
+def pool_of_one(kind: TubeKind, capacity: int) -> bool:
+    """A pooled tube that takes one swab (``pool_size`` 1, isolation points): it is read
+    as a single tube, at the scan as in a person's standing."""
+    return kind is TubeKind.POOL and capacity == 1
+
+
 def capacity_for(kind: TubeKind, pool_size: int) -> int:
     """A pooled tube takes ``pool_size`` swabs; a single tube takes one."""
     if pool_size not in POOL_SIZES:

@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pooling.barcodes import BadBarcode as BadBarcodeValue
 from pooling.barcodes import format_barcode, parse_barcode
 from pooling.scan_rules import AlreadySampledRefusal, EarlierTube, Swab, swab_refusal
-from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
+from pooling.tubes import (
+    SampleRefused,
+    TubeKind,
+    TubeSlots,
+    TubeState,
+    capacity_for,
+    pool_of_one,
+)
 from screening.db import retrying
 from screening.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from screening.privacy import Vault, mask_name
@@ -227,8 +234,9 @@ async def _take_sample(
             if ctx.earlier_tube is not None
             else None
         ),
-        alone=kind is TubeKind.POOL
-        and (ctx.tube_capacity if ctx.tube_exists else capacity_for(kind, ctx.district_pool)) == 1,
+        alone=pool_of_one(
+            kind, ctx.tube_capacity if ctx.tube_exists else capacity_for(kind, ctx.district_pool)
+        ),
     )
     slots = (
         TubeSlots(

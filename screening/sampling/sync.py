@@ -30,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pooling.barcodes import format_barcode
 from pooling.scan_rules import EarlierTube, Swab, swab_refusal
-from pooling.tubes import SampleRefused, TubeKind, TubeSlots, TubeState, capacity_for
+from pooling.tubes import (
+    SampleRefused,
+    TubeKind,
+    TubeSlots,
+    TubeState,
+    capacity_for,
+    pool_of_one,
+)
 from screening.db import RetryTransaction, retrying
 from screening.errors import NotFound
 from screening.privacy import Vault
@@ -273,8 +280,9 @@ def _replay(
         resident_id=resident_id,
         needs_single=bool(person and person[1]),
         earlier=earlier.get(resident_id) if resident_id is not None else None,
-        alone=event.kind is TubeKind.POOL
-        and (tube.slots.capacity if tube is not None else issued.pool if issued else 0) == 1,
+        alone=pool_of_one(
+            event.kind, tube.slots.capacity if tube is not None else issued.pool if issued else 0
+        ),
     )
     refused = swab_refusal(swab, tube.slots if tube is not None else None)
     if refused is not None:
