@@ -67,19 +67,34 @@ def plate(name: str, tube: str) -> dict[str, Any]:
     return {"files": {"file": (f"{name}.csv", ("\n".join(lines) + "\n").encode(), "text/csv")}}
 
 
-async def waiting_on_locks(engine: AsyncEngine, count: int) -> None:
+async def waiting_on_the_lock(engine: AsyncEngine, held: list[asyncio.Task[Any]]) -> None:
+    """Until every held upload waits on the blocker's lock on ``uploads`` (counted in
+    pg_locks for that table alone, so an autovacuum worker or another session waiting
+    elsewhere never counts); an upload that ended instead fails with its answer.
+
+    Each look is its own transaction: PostgreSQL keeps one snapshot of the activity
+    statistics for a whole transaction, and polling inside one kept seeing the first
+    look (CI saw "1 waiting" for 20 s while both uploads were blocked)."""
+    waiting = 0
     async with engine.connect() as conn:
         for _ in range(400):
+            for task in held:
+                if task.done():
+                    answer = task.result()
+                    raise AssertionError(
+                        f"an upload ended instead of waiting: {answer.status_code} {answer.text}"
+                    )
             waiting = await conn.scalar(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'uploads'::regclass"
                 )
             )
-            if waiting == count:
+            await conn.rollback()
+            if waiting == len(held):
                 return
             await asyncio.sleep(0.05)
-    raise AssertionError(f"never saw {count} requests waiting, last {waiting}")
+    raise AssertionError(f"never saw {len(held)} uploads waiting, last {waiting}")
 
 
 async def test_a_scan_answers_while_uploads_hold_every_heavy_slot(tight, engine, make_scene):
@@ -98,7 +113,7 @@ async def test_a_scan_answers_while_uploads_hold_every_heavy_slot(tight, engine,
             )
             for n in range(SLOTS)
         ]
-        await waiting_on_locks(engine, SLOTS)
+        await waiting_on_the_lock(engine, held)
 
         # the uploads hold SLOTS of the POOL connections; a sampler still gets one
         for i in range(2, 6):
