@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,10 @@ class Settings(BaseSettings):
 
     census_process_above_bytes: int = 4 << 20
     """A census file larger than this is checked and sealed in a worker process."""
+    census_duty: float = Field(default=0.25, gt=0, le=1)
+    """The share of wall time a census import may take: after each batch it rests
+    (1 - duty) / duty times as long as the batch took, so the scans answered by the
+    same process and database keep their latency. 1 runs at full speed."""
     code_sheet_max_cards: int = 5_000
     """Most cards in one code-sheet PDF; beyond it a community worker prints by community."""
 

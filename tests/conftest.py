@@ -86,6 +86,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # per app, as each test builds its own: failures of one test never limit another
         # (the shared PostgreSQL counter is tested with running servers)
         rate_limit_storage="async+memory://",
+        census_duty=1.0,  # full speed: the pacing is tested through its own function
     )
 
 

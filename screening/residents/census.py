@@ -1,33 +1,49 @@
-"""The census import: a CSV of residents, streamed, registered in batches.
+"""The census import: a CSV of residents, streamed, registered in batches, paced.
 
-The file is never read whole: a first pass over its bytes settles the encoding
-(UTF-8, else GB18030, the two a community office's spreadsheet saves), then lines are
-read a batch at a time in a thread. Each batch's CPU work (ID checks, hashing,
-encryption) runs off the event loop: in a thread for small files, and for big ones
-(``SCREENING_CENSUS_PROCESS_ABOVE_BYTES``) in one worker process, a batch ahead of
-the insert, because a thread doing pure-Python work still takes the GIL from the
-event loop in 5 ms slices and a clerk's scans answered by the same process would
-queue behind it. Only the one ``INSERT ... SELECT FROM unnest(...)`` per batch, sent
-through asyncpg, runs on the loop.
+The file is never read whole, and never held in the service process as Python objects:
+a thread settles the encoding, reads the header and cuts the bytes at record ends
+into chunks of about ``IMPORT_BATCH`` lines (``screening.residents.census_csv``). Each
+chunk is parsed, checked and sealed (ID rules, HMAC, three AES-GCM encryptions, a
+fresh code a line) off the event loop: in a thread for small files, and for big ones
+(``SCREENING_CENSUS_PROCESS_ABOVE_BYTES``) in one worker process at niceness 10, a
+batch ahead of the insert. The batch comes back as eleven flat lists, is stored by
+one ``INSERT ... SELECT FROM unnest(...)`` sent through asyncpg on the request's
+connection (inside its one transaction), whose answers come back as three arrays;
+the worker then judges them (an ID number known under another name) and renders the
+batch's codes and bad lines as JSON fragments. The answer for a million lines is
+those fragments, not a million objects.
 
-The answer for a million lines is rendered as JSON fragments batch by batch, not as
-a million pydantic objects.
+What a clerk's scan, answered by the same process during a big import, must not feel
+(bench/README.md, "A district's census while scans go on"):
+
+- *The garbage collector.* Batches held as rows, dataclasses and records kept tens of
+  thousands of container objects alive per batch; they survived into the oldest
+  generation and set off full collections of the whole heap, which stopped the
+  process (event loop included) for 150-190 ms every 3 s or so. Bytes, flat lists
+  and JSON fragments are all the service process now holds.
+- *The GIL.* Parsing in a thread and unpickling dataclasses in the executor's thread
+  took the GIL from the event loop; both moved into the worker.
+- *The database and the cores.* PostgreSQL writes each batch's rows, five index
+  entries each and their WAL; a scan's commit waits for the WAL before it, the import's
+  included. ``SCREENING_CENSUS_DUTY`` paces the import: after each batch it rests
+  (1 - duty) / duty times as long as the batch took, so it takes at most that share of
+  the wall time, and a slower batch (a busy machine) earns a longer rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import csv
 import io
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import anyio
 import orjson
@@ -35,140 +51,120 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from screening.errors import UnreadableFile
 from screening.privacy import Vault
+from screening.residents.census_csv import CensusFile, Chunk, Layout, parse_chunk
 from screening.residents.identity import InvalidIdNumber
 from screening.residents.service import (
+    Answers,
     IdentityConflict,
     Registration,
-    Sealed,
     district_ids,
     judge,
     seal,
-    store,
+    store_columns,
     validate_person,
 )
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("id_type", "id_number", "name", "district")
-OPTIONAL_COLUMNS = ("phone", "nationality", "community", "address")
 IMPORT_BATCH = 2_000
 WORKER_NICENESS = 10
-_PROBE_BYTES = 1 << 20
-
-
-def detect_encoding(raw: IO[bytes]) -> str:
-    """``utf-8-sig`` when every byte decodes as UTF-8, else ``gb18030``; rewinds."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    encoding = "utf-8-sig"
-    try:
-        while chunk := raw.read(_PROBE_BYTES):
-            decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        encoding = "gb18030"
-    raw.seek(0)
-    return encoding
-
-
-class CensusReader:
-    """Lines of a census CSV, a batch at a time; header on line 1 (any column order)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        encoding = detect_encoding(raw)
-        self.text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
-        self.reader = csv.reader(self.text)
-        try:
-            header = [h.strip().lower() for h in next(self.reader)]
-        except (StopIteration, csv.Error):
-            self.close()
-            raise UnreadableFile("the file is empty; expected a header line") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            self.close()
-            raise UnreadableFile(
-                f"line 1: the header lacks {', '.join(missing)}; expected"
-                f" {','.join(REQUIRED_COLUMNS)} (optional: {','.join(OPTIONAL_COLUMNS)})"
-            )
-        self.index = {
-            name: header.index(name)
-            for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
-            if name in header
-        }
-
-    def rows(self, limit: int) -> Iterator[tuple[int, dict[str, str]]]:
-        """Up to ``limit`` non-blank data lines as (line number, row)."""
-        taken = 0
-        try:
-            for row in self.reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                yield (
-                    self.reader.line_num,
-                    {
-                        name: row[i].strip() if i < len(row) else ""
-                        for name, i in self.index.items()
-                    },
-                )
-                taken += 1
-                if taken >= limit:
-                    return
-        except csv.Error as exc:
-            raise UnreadableFile(f"line {self.reader.line_num}: {exc}") from None
-
-    def close(self) -> None:
-        self.text.detach()  # the upload's own file stays open for its owner to close
+T = TypeVar("T")
 
 
 @dataclass
-class Batch:
-    """One batch: its good lines sealed for storage, its bad lines with their reasons."""
+class Roll:
+    """A checked batch as counting its answers needs it: the good lines, each one's
+    name and ID hash in the order stored, and the bad lines with their reasons."""
 
     lines: list[int] = field(default_factory=list)
-    people: list[Registration] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    hashes: list[bytes] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
-    sealed: Sealed | None = None
 
 
-Rows = list[tuple[int, dict[str, str]]]
+@dataclass
+class Checked:
+    """A chunk checked and sealed: ``params`` to store (``Sealed.params``), the roll to
+    count the answers by, or why the file cannot be read."""
+
+    params: dict[str, list[Any]]
+    roll: Roll
+    unreadable: str | None = None
 
 
-def read_rows(reader: CensusReader) -> Rows:
-    """The next batch of lines (worker thread); empty at the end."""
-    return list(reader.rows(IMPORT_BATCH))
-
-
-def check_and_seal(rows: Rows, districts: dict[str, int], vault: Vault) -> Batch:
-    """Check each line and seal the good ones: the CPU-heavy part, run in a worker
-    thread, or in a worker process for big files (no fight for the GIL with the loop)."""
-    batch = Batch()
-    for line, row in rows:
-        try:
-            id_number, name, phone, community, address = validate_person(
-                row["id_type"],
-                row["id_number"],
-                row["name"],
-                row.get("phone"),
-                nationality=row.get("nationality"),
-                community=row.get("community"),
-                address=row.get("address"),
+def check_chunk(chunk: Chunk, layout: Layout, districts: dict[str, int], vault: Vault) -> Checked:
+    """Parse, check and seal one chunk: the CPU-heavy part, run in the worker process
+    for big files (in a thread for small ones)."""
+    roll = Roll()
+    people = []
+    try:
+        for line, row in parse_chunk(chunk, layout):
+            try:
+                id_number, name, phone, community, address = validate_person(
+                    row["id_type"],
+                    row["id_number"],
+                    row["name"],
+                    row.get("phone"),
+                    nationality=row.get("nationality"),
+                    community=row.get("community"),
+                    address=row.get("address"),
+                )
+            except InvalidIdNumber as exc:
+                roll.rejected.append((line, "invalid-id-number", str(exc)))
+                continue
+            except ValueError as exc:
+                roll.rejected.append((line, "invalid-request", str(exc)))
+                continue
+            district_id = districts.get(row["district"])
+            if district_id is None:
+                detail = f"没有代码为“{row['district']}”的区，请核对。"
+                roll.rejected.append((line, "unknown-district", detail))
+                continue
+            roll.lines.append(line)
+            roll.names.append(name)
+            people.append(
+                Registration(
+                    row["id_type"], id_number, name, phone, district_id, community, address
+                )
             )
-        except InvalidIdNumber as exc:
-            batch.rejected.append((line, "invalid-id-number", str(exc)))
-            continue
-        except ValueError as exc:
-            batch.rejected.append((line, "invalid-request", str(exc)))
-            continue
-        district_id = districts.get(row["district"])
-        if district_id is None:
-            detail = f"没有代码为“{row['district']}”的区，请核对。"
-            batch.rejected.append((line, "unknown-district", detail))
-            continue
-        batch.lines.append(line)
-        batch.people.append(
-            Registration(row["id_type"], id_number, name, phone, district_id, community, address)
-        )
-    batch.sealed = seal(vault, batch.people)
-    return batch
+    except UnreadableFile as exc:
+        return Checked({}, Roll(), unreadable=str(exc))
+    sealed = seal(vault, people)
+    roll.hashes = sealed.hashes
+    return Checked(sealed.params, roll)
+
+
+@dataclass
+class Counted:
+    """A stored batch, counted and rendered: JSON fragments of its codes and of its bad
+    lines (in line order)."""
+
+    created: int
+    existing: int
+    codes: bytes
+    rejected: bytes
+
+
+def count_batch(vault: Vault, roll: Roll, answers: Answers | None) -> Counted:
+    """Judge a stored batch's answers and render them (worker process, or thread)."""
+    rejected = list(roll.rejected)
+    created = existing = 0
+    codes = []
+    if answers is not None:
+        outcomes = judge(vault, roll.names, roll.hashes, answers.rows())
+        for line, outcome in zip(roll.lines, outcomes, strict=True):
+            if outcome.resident_code is None:
+                rejected.append((line, IdentityConflict.type, IdentityConflict.DETAIL))
+                continue
+            created += outcome.created
+            existing += not outcome.created
+            codes.append(
+                b'{"line":%d,"resident_code":"%s"}' % (line, outcome.resident_code.encode())
+            )
+    bad = orjson.dumps(
+        [{"line": line, "type": kind, "detail": detail} for line, kind, detail in sorted(rejected)]
+    )
+    return Counted(created, existing, b",".join(codes), bad[1:-1])
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -181,16 +177,43 @@ def _forget_pool(broken: ProcessPoolExecutor) -> None:
     broken.shutdown(wait=False, cancel_futures=True)
 
 
+def exit_when_orphaned(
+    parent: int,
+    *,
+    every: float = 1.0,
+    getppid: Callable[[], int] = os.getppid,
+    sleep: Callable[[float], None] = time.sleep,
+    leave: Callable[[int], object] = os._exit,
+) -> None:
+    """Wait while ``parent`` is this process's parent, then leave."""
+    while getppid() == parent:
+        sleep(every)
+    leave(0)
+
+
+def _start_worker(niceness: int) -> None:
+    """The worker process's start: a lower CPU priority (a census can wait a little, a
+    clerk's scan cannot), and a watch that ends it with the service. uvicorn ends the
+    service by re-raising SIGTERM, so the executor's exit hook never runs, and the
+    worker, which holds both ends of its call queue, would wait for work for ever: one
+    orphan per restart."""
+    os.nice(niceness)
+    watch = threading.Thread(
+        target=exit_when_orphaned, args=(os.getppid(),), name="census-orphan-watch", daemon=True
+    )
+    watch.start()
+
+
 def _worker_pool() -> ProcessPoolExecutor:
     """One worker process, started on the first big census and kept (spawned, not
     forked: the service's threads and connections stay out of it), at a lower CPU
-    priority: a census can wait a little, a clerk's scan cannot."""
+    priority."""
     global _pool
     if _pool is None:
         _pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=mp.get_context("spawn"),
-            initializer=os.nice,  # the import yields the CPU to scans and queries
+            initializer=_start_worker,
             initargs=(WORKER_NICENESS,),
         )
     return _pool
@@ -198,42 +221,58 @@ def _worker_pool() -> ProcessPoolExecutor:
 
 @dataclass
 class Tally:
+    """The import's answer so far: counts and JSON fragments, one of each per batch."""
+
     created: int = 0
     existing: int = 0
-    rejected: list[tuple[int, str, str]] = field(default_factory=list)
-    codes: list[bytes] = field(default_factory=list)  # JSON fragments, one per batch
+    rejected: list[bytes] = field(default_factory=list)
+    codes: list[bytes] = field(default_factory=list)
 
-    def add(
-        self, vault: Vault, batch: Batch, answers: list[tuple[str | None, bool, bytes | None]]
-    ) -> None:
-        """Judge a stored batch and render its codes (worker thread)."""
-        assert batch.sealed is not None
-        outcomes = judge(vault, batch.sealed, answers)
-        fragment = []
-        for line, outcome in zip(batch.lines, outcomes, strict=True):
-            if outcome.resident_code is None:
-                batch.rejected.append((line, IdentityConflict.type, IdentityConflict.DETAIL))
-                continue
-            self.created += outcome.created
-            self.existing += not outcome.created
-            fragment.append(
-                b'{"line":%d,"resident_code":"%s"}' % (line, outcome.resident_code.encode())
-            )
-        if fragment:
-            self.codes.append(b",".join(fragment))
-        self.rejected.extend(sorted(batch.rejected))
+    def add(self, counted: Counted) -> None:
+        self.created += counted.created
+        self.existing += counted.existing
+        if counted.rejected:
+            self.rejected.append(counted.rejected)
+        if counted.codes:
+            self.codes.append(counted.codes)
 
     def chunks(self) -> Iterator[bytes]:
         """The ImportSummary as JSON, in pieces."""
-        rejected = [
-            {"line": line, "type": kind, "detail": detail} for line, kind, detail in self.rejected
-        ]
-        yield b'{"created":%d,"existing":%d,"rejected":' % (self.created, self.existing)
-        yield orjson.dumps(rejected)
-        yield b',"codes":['
+        yield b'{"created":%d,"existing":%d,"rejected":[' % (self.created, self.existing)
+        for i, fragment in enumerate(self.rejected):
+            yield (b"," if i else b"") + fragment
+        yield b'],"codes":['
         for i, fragment in enumerate(self.codes):
             yield (b"," if i else b"") + fragment
         yield b"]}"
+
+
+class Pacer:
+    """Holds an import to at most ``duty`` of the wall time: after each batch it rests
+    (1 - duty) / duty times as long as the batch took (1: never rests)."""
+
+    def __init__(
+        self,
+        duty: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 0 < duty <= 1:
+            raise ValueError(f"a census duty is a share of the time in (0, 1], not {duty}")
+        self.duty = duty
+        self.clock = clock
+        self.sleep = sleep
+        self.since = clock()
+        self.rested = 0.0
+
+    async def rest(self) -> None:
+        """Rest after a batch (the time since the last rest)."""
+        if self.duty < 1:
+            pause = (self.clock() - self.since) * (1 - self.duty) / self.duty
+            await self.sleep(pause)
+            self.rested += pause
+        self.since = self.clock()
 
 
 async def import_census(
@@ -242,13 +281,18 @@ async def import_census(
     raw: IO[bytes],
     *,
     process_above_bytes: int | None = None,
+    duty: float = 1.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Tally:
     """Register every good line of a census CSV; each bad line comes back with its
     reason (an ID number under another name: ``identity-conflict``).
 
     A file larger than ``process_above_bytes`` is checked and sealed in a worker
     process, one batch ahead of the insert (pipelined); a smaller one in a thread.
+    ``duty`` paces the batches (``Pacer``); ``sleep`` is how it rests.
     """
+    started = time.monotonic()
+    pacer = Pacer(duty, sleep=sleep)
     districts = await district_ids(session)
     size = raw.seek(0, io.SEEK_END)
     raw.seek(0)
@@ -257,36 +301,54 @@ async def import_census(
     )
     loop = asyncio.get_running_loop()
 
-    async def checked(rows: Rows) -> Batch:
+    async def offload(work: Callable[..., T], *args: Any) -> T:
         nonlocal pool
         if pool is not None:
             try:
-                return await loop.run_in_executor(pool, check_and_seal, rows, districts, vault)
+                return await loop.run_in_executor(pool, work, *args)
             except BrokenProcessPool:
                 # the worker died (killed, out of memory): carry on in a thread, and
                 # let the next big census start a fresh one
                 log.warning("census worker process died; continuing in a thread")
                 _forget_pool(pool)
                 pool = None
-        return await anyio.to_thread.run_sync(check_and_seal, rows, districts, vault)
+        return await anyio.to_thread.run_sync(work, *args)
 
-    reader = await anyio.to_thread.run_sync(CensusReader, raw)
+    census = await anyio.to_thread.run_sync(CensusFile, raw)
     tally = Tally()
-    pending: asyncio.Future[Batch] | None = None
+    batches = 0
+    pending: asyncio.Future[Checked] | None = None
+
+    async def next_batch() -> asyncio.Future[Checked] | None:
+        chunk = await anyio.to_thread.run_sync(census.next_chunk, IMPORT_BATCH)
+        if chunk is None:
+            return None
+        return asyncio.ensure_future(offload(check_chunk, chunk, census.layout, districts, vault))
+
     try:
-        rows = await anyio.to_thread.run_sync(read_rows, reader)
-        pending = asyncio.ensure_future(checked(rows)) if rows else None
+        pending = await next_batch()
         while pending is not None:
             batch = await pending
-            rows = await anyio.to_thread.run_sync(read_rows, reader)
-            pending = asyncio.ensure_future(checked(rows)) if rows else None
-            if batch.sealed is not None and batch.people:
-                answers = await store(session, batch.sealed)
-                await anyio.to_thread.run_sync(tally.add, vault, batch, answers)
-            else:
-                tally.rejected.extend(sorted(batch.rejected))
+            if batch.unreadable is not None:
+                raise UnreadableFile(batch.unreadable)
+            pending = await next_batch()
+            answers = await store_columns(session, batch.params) if batch.roll.lines else None
+            tally.add(await offload(count_batch, vault, batch.roll, answers))
+            batches += 1
+            if pending is not None:
+                await pacer.rest()
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
-        reader.close()
+    log.info(
+        "census imported",
+        extra={
+            "batches": batches,
+            "residents_created": tally.created,
+            "residents_existing": tally.existing,
+            "seconds": round(time.monotonic() - started, 1),
+            "rested_seconds": round(pacer.rested, 1),
+            "duty": duty,
+        },
+    )
     return tally
