@@ -154,9 +154,7 @@ def normalize_id_number(
         )
     if id_type == "passport":
         country = check_nationality(nationality)
-        if not _PASSPORT.fullmatch(number):
-            raise InvalidIdNumber("护照号码应为5至20位字母或数字，请核对。")
-        return f"{country}:{number}"
+        return passport_canonical(country, check_passport_number(number))
     if id_type == "other":
         if not _OTHER.fullmatch(number):
             raise InvalidIdNumber("证件号码应为3至32位字母或数字，请核对。")
@@ -165,6 +163,19 @@ def normalize_id_number(
         "证件类型应为：" + "、".join(f"{ID_TYPE_ZH[t]}（{t}）" for t in ID_TYPES) + "。",
         "id_type",
     )
+
+
+def check_passport_number(id_number: str) -> str:
+    """A passport's number alone, plain (its nationality checked apart)."""
+    number = _plain(id_number)
+    if not _PASSPORT.fullmatch(number):
+        raise InvalidIdNumber("护照号码应为5至20位字母或数字，请核对。")
+    return number
+
+
+def passport_canonical(country: str, number: str) -> str:
+    """A passport is the pair nationality + number: ``USA:E1234567``."""
+    return f"{country}:{number}"
 
 
 def split_canonical(canonical: str) -> tuple[str, str | None]:

@@ -24,6 +24,8 @@ from limits.storage import storage_from_string
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from screening.db import driver_connection
+
 POSTGRESQL = "postgresql"
 WINDOW_SECONDS = 60
 
@@ -41,13 +43,14 @@ def client_key(client: str) -> str:
 
 # the newest failure that would be the limit-th in the window: while it is in the
 # window, the client waits until it leaves
-_BLOCKING = text("""
-SELECT extract(epoch FROM at + make_interval(secs => :window) - clock_timestamp())
+# $1 client key, $2 window seconds, $3 the limit less one
+BLOCKING = """
+SELECT extract(epoch FROM at + make_interval(secs => $2::integer) - clock_timestamp())
 FROM query_failures
-WHERE client_key = :key AND at > clock_timestamp() - make_interval(secs => :window)
+WHERE client_key = $1 AND at > clock_timestamp() - make_interval(secs => $2::integer)
 ORDER BY at DESC
-OFFSET :offset LIMIT 1
-""")
+OFFSET $3 LIMIT 1
+"""
 _RECORD = text("INSERT INTO query_failures (client_key) VALUES (:key)")
 _FORGET = text(
     "DELETE FROM query_failures WHERE at < clock_timestamp() - make_interval(secs => :window)"
@@ -63,13 +66,12 @@ class PostgresFailureLimiter:
         self.per_minute = per_minute
 
     async def retry_after(self, client: str) -> int | None:
-        params = {
-            "key": client_key(client),
-            "window": WINDOW_SECONDS,
-            "offset": self.per_minute - 1,
-        }
+        # on the driver connection, outside a transaction: one round trip, not three
         async with self.engine.connect() as conn:
-            seconds = await conn.scalar(_BLOCKING, params)
+            raw = await driver_connection(conn)
+            seconds = await raw.fetchval(
+                BLOCKING, client_key(client), WINDOW_SECONDS, self.per_minute - 1
+            )
         return None if seconds is None else max(1, math.ceil(float(seconds)))
 
     async def record_failure(self, client: str) -> None:

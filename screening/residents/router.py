@@ -105,6 +105,7 @@ async def import_residents(
         _vault(request),
         file.file,
         process_above_bytes=request.app.state.settings.census_process_above_bytes,
+        duty=request.app.state.settings.census_duty,
     )
     return StreamingResponse(tally.chunks(), media_type="application/json")
 

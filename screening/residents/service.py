@@ -11,7 +11,7 @@ be handed the first one's code (and so their results).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,7 +156,10 @@ def seal(vault: Vault, people: Sequence[Registration]) -> Sealed:
 
 # Spoken through asyncpg on the session's own connection (inside its transaction):
 # asyncpg encodes the eleven arrays in C, where SQLAlchemy's bind processing walked
-# every element in Python on the event loop (about 60 ms for 5,000 people).
+# every element in Python on the event loop (about 60 ms for 5,000 people). The answer
+# comes back as three arrays, not a row per person: a census batch then leaves three
+# lists in the service process instead of thousands of live records for its garbage
+# collector to walk.
 _REGISTER = """
     WITH input AS (
         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
@@ -173,12 +176,12 @@ _REGISTER = """
         ON CONFLICT (id_hash) DO NOTHING
         RETURNING id_hash, code
     )
-    SELECT COALESCE(ins.code, r.code) AS code, ins.code = i.code AS created,
-           r.name_enc AS known_name
+    SELECT array_agg(COALESCE(ins.code, r.code) ORDER BY i.ord),
+           array_agg(COALESCE(ins.code = i.code, false) ORDER BY i.ord),
+           array_agg(r.name_enc ORDER BY i.ord)
     FROM input i
     LEFT JOIN ins ON ins.id_hash = i.id_hash
     LEFT JOIN residents r ON r.id_hash = i.id_hash
-    ORDER BY i.ord
 """
 _COLUMNS = (
     "ords",
@@ -197,46 +200,63 @@ _COLUMNS = (
 Answer = tuple[str | None, bool, bytes | None]  # code, created, the known person's name
 
 
-def judge(vault: Vault, sealed: Sealed, answers: Sequence[Answer]) -> list[Outcome]:
-    """Each line's outcome: a known ID number stays that person's only under a name
-    that compares equal (CPU work: decrypts the known names)."""
+@dataclass(frozen=True)
+class Answers:
+    """What storing a batch answered, one column a field, in the batch's order: the
+    code each person holds, whether this batch created them, and the stored name of
+    one already known (None for the new, and for a repeat within the batch)."""
+
+    codes: list[str]
+    created: list[bool]
+    known_names: list[bytes | None]
+
+    def rows(self) -> list[Answer]:
+        return list(zip(self.codes, self.created, self.known_names, strict=True))
+
+
+def judge(
+    vault: Vault, names: Sequence[str], hashes: Sequence[bytes], answers: Iterable[Answer]
+) -> list[Outcome]:
+    """Each person's outcome (``names`` and ``hashes`` in the batch's order): a known ID
+    number stays that person's only under a name that compares equal (CPU work:
+    decrypts the known names)."""
     first_name: dict[bytes, str] = {}
-    for person, id_hash in zip(sealed.people, sealed.hashes, strict=True):
-        first_name.setdefault(id_hash, person.name)
+    for name, id_hash in zip(names, hashes, strict=True):
+        first_name.setdefault(id_hash, name)
     outcomes = []
-    for person, id_hash, (code, created, known) in zip(
-        sealed.people, sealed.hashes, answers, strict=True
-    ):
+    for name, id_hash, (code, created, known) in zip(names, hashes, answers, strict=True):
         if created:
             outcomes.append(Outcome(code, True))
             continue
         # known before this batch (its stored name), or earlier in this batch
         holder = vault.decrypt(known) if known is not None else first_name[id_hash]
-        outcomes.append(
-            Outcome(code, False) if same_name(holder, person.name) else Outcome(None, False)
-        )
+        outcomes.append(Outcome(code, False) if same_name(holder, name) else Outcome(None, False))
     return outcomes
 
 
-async def store(session: AsyncSession, sealed: Sealed) -> list[Answer]:
-    """Insert the batch; answer (code, created, known name) per person, in order."""
+async def store_columns(session: AsyncSession, params: dict[str, list[Any]]) -> Answers:
+    """Insert a sealed batch (``Sealed.params``, not empty); its answers as columns."""
     connection = await (await session.connection()).get_raw_connection()
     driver: Any = connection.driver_connection
-    rows = await driver.fetch(_REGISTER, *(sealed.params[c] for c in _COLUMNS))
-    answers: list[Answer] = [(row[0], bool(row[1]), row[2]) for row in rows]
-    missing = [i for i, (code, _, _) in enumerate(answers) if code is None]
+    codes, created, known = await driver.fetchrow(_REGISTER, *(params[c] for c in _COLUMNS))
+    missing = [i for i, code in enumerate(codes) if code is None]
     if missing:
         # Registered by a concurrent request that committed after our snapshot.
+        hashes = params["hashes"]
         found_rows = await session.execute(
             select(Resident.id_hash, Resident.code, Resident.name_enc).where(
-                Resident.id_hash.in_([sealed.hashes[i] for i in missing])
+                Resident.id_hash.in_([hashes[i] for i in missing])
             )
         )
         found = {id_hash: (code, name) for id_hash, code, name in found_rows}
         for i in missing:
-            code, name = found[sealed.hashes[i]]
-            answers[i] = (code, False, name)
-    return answers
+            codes[i], known[i] = found[hashes[i]]
+    return Answers(codes, created, known)
+
+
+async def store(session: AsyncSession, sealed: Sealed) -> list[Answer]:
+    """Insert the batch; answer (code, created, known name) per person, in order."""
+    return (await store_columns(session, sealed.params)).rows()
 
 
 async def register_people(
@@ -249,9 +269,11 @@ async def register_people(
     if offload:
         sealed = await anyio.to_thread.run_sync(seal, vault, people)
         answers = await store(session, sealed)
-        return await anyio.to_thread.run_sync(judge, vault, sealed, answers)
+        names = [p.name for p in people]
+        return await anyio.to_thread.run_sync(judge, vault, names, sealed.hashes, answers)
     sealed = seal(vault, people)
-    return judge(vault, sealed, await store(session, sealed))
+    answers = await store(session, sealed)
+    return judge(vault, [p.name for p in people], sealed.hashes, answers)
 
 
 async def register_many(
