@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ from screening.retests.feed import EventHub
 from screening.retests.router import router as retests_router
 from screening.retests.sweeper import run_sweeper
 from screening.rounds.router import router as rounds_router
+from screening.sampling.fast import install as install_scan_fast_path
 from screening.sampling.router import router as sampling_router
 from screening.tokens.router import router as tokens_router
 from screening.tokens.service import TokenCache, watch_revocations
@@ -76,6 +78,10 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 background.start_soon(watch_revocations, db, app.state.token_cache)
                 background.start_soon(run_sweeper, db, settings)
                 background.start_soon(run_feed_worker, app.state.sessionmaker, settings)
+                # everything built so far (modules, routes, schemas) lives as long as the
+                # process: out of the collector's sight, a full collection costs ~1 ms
+                # instead of 110-145 ms, a stall every few seconds under load (issue 15)
+                gc.freeze()
                 yield
                 background.cancel_scope.cancel()
             await app.state.event_hub.close()
@@ -137,6 +143,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             raise DatabaseUnavailable() from exc
         return {"status": "ok"}
 
+    install_scan_fast_path(app)  # innermost: every middleware below wraps it too
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableUrl)
     install_observability(app)

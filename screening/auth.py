@@ -11,21 +11,43 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from screening.config import Settings
 from screening.db import DbSession
 from screening.errors import Forbidden, Unauthenticated
-from screening.tokens.service import Principal, TokenCache, resolve_token
+from screening.tokens.service import Principal, TokenCache, hash_token, resolve_token
 
 ADMIN = Principal(role="admin")
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return parse_bearer(request.headers.get("authorization", ""))
+
+
+def bearer_token_of(scope: Scope) -> str | None:
+    """The same, read from an ASGI scope (for a pure ASGI handler)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return parse_bearer(value.decode("latin-1"))
+    return None
+
+
+def parse_bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def known_principal(
+    token: str, admin_token: str | None, cache: TokenCache
+) -> tuple[bool, Principal | None]:
+    """``(True, principal)`` when the caller is known without the database: the admin
+    token, or a token the cache holds and may trust now (``principal`` None: refused)."""
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return True, ADMIN
+    return cache.get(hash_token(token))
 
 
 async def current_principal(request: Request, session: DbSession) -> Principal:
@@ -33,10 +55,10 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
     if token is None:
         raise Unauthenticated("send Authorization: Bearer <token>")
     settings: Settings = request.app.state.settings
-    if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
-        return ADMIN
     cache: TokenCache = request.app.state.token_cache
-    principal = await resolve_token(session, token, cache)
+    known, principal = known_principal(token, settings.admin_token, cache)
+    if not known:
+        principal = await resolve_token(session, token, cache)
     if principal is None:
         raise Unauthenticated("unknown or revoked token")
     return principal

@@ -147,13 +147,16 @@ def serve(
     """Migrate the schema, then serve the API (http://HOST:PORT/docs) with WORKERS
     processes. The embedded PostgreSQL (when no URL is configured) is started once,
     here, shared by the workers and stopped on exit."""
+    # before anything imports prometheus_client (screening.observability does): with one
+    # process, the client would otherwise keep its values in memory while /metrics reads
+    # the (empty) folder, and answer nothing
+    metrics_dir = _fresh_metrics_dir()
     import uvicorn
 
     from screening.db import stop_embedded_server
     from screening.observability import configure_logging
 
     configure_logging()
-    metrics_dir = _fresh_metrics_dir()  # before anything imports prometheus_client
     try:
         settings = get_settings()
         url = asyncio.run(_prepare(settings))

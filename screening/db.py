@@ -13,15 +13,17 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -180,14 +182,43 @@ def make_engine(
             .update_query_dict({"prepared_statement_cache_size": "0"})
             .render_as_string(hide_password=False)
         )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         pool_timeout=settings.db_pool_timeout,
         connect_args=connect_args,
     )
+    ping_when_idle(engine, PING_IDLE_SECONDS)
+    return engine
+
+
+PING_IDLE_SECONDS = 5.0
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use only when it sat idle for ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, which on asyncpg is three
+    round trips (BEGIN, an empty query, ROLLBACK): on a scan that was more than its own
+    statements (issue 15, measured in bench/README.md). A connection in steady use is
+    known alive from its last answer; one that broke under use (the server restarted)
+    fails its request with 503 ``database-unavailable`` and SQLAlchemy then drops every
+    connection of the pool made before the failure."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError(type(exc).__name__) from exc
 
 
 def _statement_name() -> str:
@@ -233,9 +264,9 @@ async def migrate_engine(engine: AsyncEngine) -> None:
         await migrate(conn)
 
 
-async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit when the path function returns, else roll back."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+async def _committing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
@@ -243,6 +274,38 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: commit when the path function returns, else roll back."""
+    async with asynccontextmanager(_committing)(request.app.state.sessionmaker) as session:
+        yield session
+
+
+async def _committing_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+
+
+Db = AsyncSession | AsyncConnection
+"""What a service that runs its own statements needs: the request's session, or a
+bare connection (the scan's fast path: no ORM session to set up and tear down)."""
+
+
+def request_connection(app: Any) -> AbstractAsyncContextManager[Db]:
+    """A pooled connection for a handler outside FastAPI's dependencies (the scan's
+    fast path), used like the session :func:`get_db_session` gives a route: committed
+    when the block ends, rolled back on any error. An override of ``get_db_session``
+    is honoured (the tests join every request to one transaction)."""
+    override = app.dependency_overrides.get(get_db_session)
+    if override is not None:
+        return asynccontextmanager(override)()
+    return asynccontextmanager(_committing_connection)(app.state.engine)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
@@ -315,7 +378,7 @@ async def release_connection(session: AsyncSession) -> None:
     await session.commit()
 
 
-async def raw_connection(session: AsyncSession) -> Any:
+async def raw_connection(session: Db) -> Any:
     """The asyncpg connection under ``session``, inside the session's transaction.
 
     SQLAlchemy's asyncpg adapter opens its transaction lazily: a COPY on the raw
@@ -323,9 +386,30 @@ async def raw_connection(session: AsyncSession) -> Any:
     Running a statement first pins the transaction (measured; see issue 2).
     """
     await session.execute(text("SELECT 1"))
-    conn = await session.connection()
+    return await driver_connection(session)
+
+
+async def driver_connection(session: Db) -> Any:
+    """The asyncpg connection under ``session``, as it is: outside any transaction
+    unless something already ran through the session (then inside it). Each statement
+    sent outside a transaction is its own (the online scan's one-statement write)."""
+    conn = session if isinstance(session, AsyncConnection) else await session.connection()
     raw = await conn.get_raw_connection()
     return raw.driver_connection
+
+
+# what the driver raises when the connection itself broke (not a statement's error)
+BROKEN_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+async def invalidate(session: Db) -> None:
+    """After the driver connection broke under a statement sent around SQLAlchemy:
+    make sure the pool never hands it out again."""
+    try:
+        conn = session if isinstance(session, AsyncConnection) else await session.connection()
+        await conn.invalidate()
+    except Exception:  # already invalidated, or the session has none
+        log.debug("connection invalidation skipped", exc_info=True)
 
 
 # deadlock_detected, serialization_failure: the transaction lost a race and did nothing
@@ -344,12 +428,14 @@ class RetryTransaction(Exception):
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
+    if isinstance(exc, asyncpg.PostgresError):  # sent on the driver connection itself
+        return exc.sqlstate in RETRYABLE_SQLSTATES
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
         RETRYABLE_SQLSTATES
     )
 
 
-async def retrying(session: AsyncSession, work: Callable[[], Awaitable[T]]) -> T:
+async def retrying(session: Db, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` (all of a request's database work) and, when it loses a race the
     database or the service detects (a deadlock, a serialization failure,
     :class:`RetryTransaction`), roll the session back and run it again, a few times

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pooling.advice import advise
 from reports.recall import RecallCase, RecallMember, render_recall_sheet
 from screening.config import Settings
+from screening.db import Db
 from screening.errors import NotFound
 from screening.privacy import Vault, mask_id_number, mask_name, mask_phone
 from screening.retests.schemas import (
@@ -69,7 +70,7 @@ FROM changed ORDER BY case_id, resident_id
 """).bindparams(bindparam("sample_ids", type_=ARRAY(BIGINT)))
 
 
-async def link_singles(session: AsyncSession, sample_ids: list[int], actor: str) -> None:
+async def link_singles(session: Db, sample_ids: list[int], actor: str) -> None:
     """Members of open cases registered in a single tube are now ``resampled``."""
     if sample_ids:
         await session.execute(_LINK_SINGLES, {"sample_ids": sample_ids, "actor": actor})

@@ -73,6 +73,7 @@ async def take_sample(
         resident_code=body.resident_code,
         kind=body.kind,
         event_id=body.event_id,
+        in_transaction=request.app.state.settings.database_pooler,
     )
 
 

@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
 
 from screening.schemas import Schema
 
@@ -86,6 +94,15 @@ class SyncEvent(Schema):
         return self
 
 
+def _as_sent(value: Any) -> Any:
+    return value
+
+
+# An event as sent, read later on its own (screening.sampling.events: valid or not, it
+# never fails the envelope); documented as a SyncEvent, or anything else.
+RawSyncEvent = Annotated[Any, PlainValidator(_as_sent, json_schema_input_type=SyncEvent | Any)]
+
+
 class SyncBatch(BaseModel):
     """The envelope: a JSON object with an ``events`` list of at most 5,000. Each event
     is checked on its own (:class:`SyncEvent`): a malformed one is rejected alone as
@@ -93,8 +110,7 @@ class SyncBatch(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    # a SyncEvent when it is one, else the raw value, to be rejected alone
-    events: list[Annotated[SyncEvent | Any, Field(union_mode="left_to_right")]] = Field(
+    events: list[RawSyncEvent] = Field(
         max_length=MAX_SYNC_EVENTS, description="events in the order they were taken"
     )
 

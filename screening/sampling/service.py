@@ -1,16 +1,20 @@
 """Swabs into tubes, one scan at a time: the hot path.
 
 The rules are :mod:`pooling.scan_rules` (the same the offline replay in
-:mod:`screening.sampling.sync` uses). A scan costs, when nothing is refused: one
-statement for its facts (round, person, tube, range, de-pool case, earlier tubes),
-one to claim its ``event_id`` (when it has one), one to open a brand-new tube, and
-one conditional ``UPDATE ... WHERE state = 'open' AND count < capacity`` that takes
-the slot, stores the sample and links the event, so of many scans racing for a
-tube's last slot exactly one wins. Lock order: see :mod:`screening.sampling.queries`.
+:mod:`screening.sampling.sync` uses). A scan costs, when nothing is refused, two
+statements sent on the asyncpg connection itself (issue 15: each round trip through
+SQLAlchemy cost the service more CPU than PostgreSQL spent on the statement): one
+for its facts (round, person, tube, range, de-pool case, earlier tubes, whether its
+``event_id`` was applied before), and one call of ``scan_take_slot`` (migration
+0010) that claims the ``event_id``, opens a brand-new tube, and takes the slot with
+a conditional ``UPDATE ... WHERE state = 'open' AND count < capacity``, so of many
+scans racing for a tube's last slot exactly one wins. Lock order: see
+:mod:`screening.sampling.queries`.
 
-An ``event_id`` is claimed in ``applied_events`` before anything is written, so the
-same event sent twice, even concurrently, is applied once; a refused attempt rolls
-its claim back with everything else.
+An ``event_id`` is claimed in ``applied_events`` in the same statement that writes
+the sample, so the same event sent twice, even concurrently, is applied once (the
+second waits for the first's claim and answers as it did); a refused attempt leaves
+no claim, no tube and no count behind.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pooling.barcodes import BadBarcode as BadBarcodeValue
@@ -31,7 +36,14 @@ from pooling.tubes import (
     capacity_for,
     pool_of_one,
 )
-from screening.db import retrying
+from screening.db import (
+    BROKEN_CONNECTION,
+    Db,
+    driver_connection,
+    invalidate,
+    raw_connection,
+    retrying,
+)
 from screening.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from screening.privacy import Vault, mask_name
 from screening.residents.codes import normalize_resident_code, why_not_resident_code
@@ -145,27 +157,8 @@ def may_use(principal: Principal, point_id: int | None) -> bool:
     return principal.role != "sampler" or principal.sampling_point_id == point_id
 
 
-async def claim_event(
-    session: AsyncSession, round_id: int, event_id: str, type_: str, serial: int
-) -> Any | None:
-    """Claim ``event_id``; None when it is new, else the stored outcome to replay."""
-    claimed = await session.scalar(
-        queries.CLAIM_EVENT,
-        {"round_id": round_id, "event_id": event_id, "type": type_, "serial": serial},
-    )
-    if claimed is not None:
-        return None
-    previous = (
-        await session.execute(queries.REPLAY, {"round_id": round_id, "event_id": event_id})
-    ).first()
-    assert previous is not None
-    if previous.type != type_:
-        raise EventReused(f"event {event_id!r} was a {previous.type} event")
-    return previous
-
-
 async def take_sample(
-    session: AsyncSession,
+    session: Db,
     principal: Principal,
     vault: Vault,
     *,
@@ -174,20 +167,36 @@ async def take_sample(
     resident_code: str,
     kind: str,
     event_id: str | None,
+    in_transaction: bool = False,
 ) -> SampleTaken:
-    """Put one resident's swab into a tube; a full tube seals itself."""
+    """Put one resident's swab into a tube; a full tube seals itself.
+
+    Two statements on the asyncpg connection itself, outside a transaction: the facts,
+    then the write (``scan_take_slot``, atomic on its own). Inside one instead when the
+    scan must be atomic with more (a single tube links the de-pool case), when
+    ``in_transaction`` (PgBouncer in transaction mode cannot hold a statement between
+    two transactions), or when the request already opened one (a token looked up)."""
     serial = parse_tube(tube)
     code = parse_resident_code(resident_code)
-    return await retrying(
-        session,
-        lambda: _take_sample(
-            session, principal, vault, round_id, serial, code, TubeKind(kind), event_id
-        ),
-    )
+    swab_kind = TubeKind(kind)
+    pinned = in_transaction or swab_kind is TubeKind.SINGLE
+
+    async def attempt() -> SampleTaken:
+        conn = await (raw_connection(session) if pinned else driver_connection(session))
+        return await _take_sample(
+            session, conn, principal, vault, round_id, serial, code, swab_kind, event_id
+        )
+
+    try:
+        return await retrying(session, attempt)
+    except BROKEN_CONNECTION:
+        await invalidate(session)
+        raise
 
 
 async def _take_sample(
-    session: AsyncSession,
+    session: Db,
+    conn: Any,
     principal: Principal,
     vault: Vault,
     round_id: int,
@@ -197,93 +206,91 @@ async def _take_sample(
     event_id: str | None,
 ) -> SampleTaken:
     barcode = format_barcode(serial)
-    ctx = (
-        await session.execute(
-            queries.SCAN_CONTEXT, {"round_id": round_id, "serial": serial, "code": code}
-        )
-    ).first()
+    ctx = await conn.fetchrow(queries.SCAN_CONTEXT, round_id, serial, code, event_id)
     if ctx is None:
         raise NotFound(f"no round {round_id}")
-    point = ctx.tube_point if ctx.tube_exists else ctx.range_point
-    issued = point is not None and (not ctx.tube_exists or ctx.tube_round == round_id)
+    exists = ctx["tube_exists"]
+    point = ctx["tube_point"] if exists else ctx["range_point"]
+    issued = point is not None and (not exists or ctx["tube_round"] == round_id)
     if not issued:
         raise BadBarcode(f"tube {barcode} was not issued for round {round_id}")
     check_scope(principal, point)
-    if event_id is not None:
-        previous = await claim_event(session, round_id, event_id, "sample", serial)
-        if previous is not None:
-            return SampleTaken(
-                tube=previous.barcode,
-                kind=previous.kind,
-                count=previous.position,
-                capacity=previous.capacity,
-                full=previous.position >= previous.capacity,
-                resident=_scanned(vault, previous.name_enc),
-            )
+    if ctx["event_type"] is not None:
+        assert event_id is not None
+        return await _replayed(conn, vault, round_id, event_id)
+    capacity = ctx["tube_capacity"] if exists else capacity_for(kind, ctx["district_pool"])
+    resident_id = ctx["resident_id"]
     swab = Swab(
         barcode=barcode,
         kind=kind,
         issued=True,
         own_point=True,
         at=datetime.now(UTC),
-        closed_at=ctx.closed_at if ctx.round_status != "open" else None,
-        resident_id=ctx.resident_id,
-        needs_single=bool(ctx.needs_single),
+        closed_at=ctx["closed_at"] if ctx["round_status"] != "open" else None,
+        resident_id=resident_id,
+        needs_single=bool(ctx["needs_single"]),
         earlier=(
-            EarlierTube(ctx.earlier_tube, ctx.earlier_point, ctx.earlier_at)
-            if ctx.earlier_tube is not None
+            EarlierTube(ctx["earlier_tube"], ctx["earlier_point"], ctx["earlier_at"])
+            if ctx["earlier_tube"] is not None
             else None
         ),
-        alone=pool_of_one(
-            kind, ctx.tube_capacity if ctx.tube_exists else capacity_for(kind, ctx.district_pool)
-        ),
+        alone=pool_of_one(kind, capacity),
     )
     slots = (
         TubeSlots(
             barcode,
-            TubeKind(ctx.tube_kind),
-            ctx.tube_capacity,
-            ctx.tube_count,
-            TubeState(ctx.tube_state),
-            {ctx.resident_id} if ctx.member else set(),
+            TubeKind(ctx["tube_kind"]),
+            capacity,
+            ctx["tube_count"],
+            TubeState(ctx["tube_state"]),
+            {resident_id} if ctx["member"] else set(),
         )
-        if ctx.tube_exists
+        if exists
         else None
     )
     refused = swab_refusal(swab, slots)
     if refused is not None:
         raise as_error(refused)
-    if not ctx.tube_exists:
-        await session.execute(
-            queries.CREATE_TUBE,
-            {
-                "serial": serial,
-                "barcode": barcode,
-                "round_id": round_id,
-                "point": point,
-                "kind": kind.value,
-                "capacity": capacity_for(kind, ctx.district_pool),
-            },
-        )
-    params = {
-        "serial": serial,
-        "round_id": round_id,
-        "resident_id": ctx.resident_id,
-        "kind": kind.value,
-        "event_id": event_id,
-    }
-    row = (await session.execute(queries.TAKE_SLOT, params)).first()
-    if row is None:
-        raise await _refusal(session, serial, ctx.resident_id, kind)
+    args = (round_id, serial, resident_id, kind.value, event_id)
+    opening = (None, None, None) if exists else (barcode, point, capacity)
+    try:
+        if conn.is_in_transaction():  # a savepoint: a refusal undoes only this
+            async with conn.transaction():
+                row = await conn.fetchrow(queries.TAKE_SLOT, *args, *opening)
+        else:
+            row = await conn.fetchrow(queries.TAKE_SLOT, *args, *opening)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != queries.SLOT_REFUSED:
+            raise
+        raise await _refusal(conn, serial, resident_id, kind) from None
+    if row["outcome"] == "replay":  # the same event, sent again while this one ran
+        assert event_id is not None
+        return await _replayed(conn, vault, round_id, event_id)
     if kind is TubeKind.SINGLE:
-        await link_singles(session, [row.id], actor_of(principal))
+        await link_singles(session, [row["taken_id"]], actor_of(principal))
     return SampleTaken(
         tube=barcode,
         kind=kind.value,
-        count=row.position,
-        capacity=row.capacity,
-        full=row.position >= row.capacity,
-        resident=_scanned(vault, ctx.name_enc),
+        count=row["slot_position"],
+        capacity=row["slot_capacity"],
+        full=row["slot_position"] >= row["slot_capacity"],
+        resident=_scanned(vault, ctx["name_enc"]),
+    )
+
+
+async def _replayed(conn: Any, vault: Vault, round_id: int, event_id: str) -> SampleTaken:
+    """The answer an event got the first time it was applied."""
+    previous = await conn.fetchrow(queries.REPLAY, round_id, event_id)
+    assert previous is not None
+    if previous["type"] != "sample":
+        raise EventReused(f"event {event_id!r} was a {previous['type']} event")
+    return SampleTaken(
+        tube=previous["barcode"],
+        kind=previous["kind"],
+        count=previous["position"],
+        capacity=previous["capacity"],
+        full=previous["position"] >= previous["capacity"],
+        resident=_scanned(vault, previous["name_enc"]),
     )
 
 
@@ -291,25 +298,23 @@ def _scanned(vault: Vault, name_enc: bytes | None) -> ScannedResident | None:
     return ScannedResident(name_masked=mask_name(vault.decrypt(name_enc))) if name_enc else None
 
 
-async def _refusal(
-    session: AsyncSession, serial: int, resident_id: int, kind: TubeKind
-) -> AppError:
+async def _refusal(conn: Any, serial: int, resident_id: int, kind: TubeKind) -> AppError:
     """Why the slot could not be taken after all (another scan got there first): the
-    tube as it is now, read by the same rule. The caller raises it; the request rolls back."""
-    now = (
-        await session.execute(queries.TUBE_NOW, {"serial": serial, "resident_id": resident_id})
-    ).one()
+    tube as it is now, read by the same rule. Nothing of the scan was written."""
+    now = await conn.fetchrow(queries.TUBE_NOW, serial, resident_id)
     slots = TubeSlots(
-        now.barcode,
-        TubeKind(now.kind),
-        now.capacity,
-        now.tube_count,
-        TubeState(now.state),
-        {resident_id} if now.member else set(),
+        now["barcode"],
+        TubeKind(now["kind"]),
+        now["capacity"],
+        now["tube_count"],
+        TubeState(now["state"]),
+        {resident_id} if now["member"] else set(),
     )
     refused = slots.refusal(resident_id, kind)
     if refused is None:  # the tube changed again since; the scan can simply be sent again
-        return TubeSealedError(f"tube {now.barcode} changed while this scan was taken; scan again")
+        return TubeSealedError(
+            f"tube {now['barcode']} changed while this scan was taken; scan again"
+        )
     return as_error(refused)
 
 

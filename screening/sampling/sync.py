@@ -4,7 +4,8 @@ everything it scanned, in order, with an ``event_id`` each.
 Every event is accounted for: applied, a duplicate, or rejected alone with its reason.
 The batch is applied in a constant number of statements, whatever its size:
 1. read each event on its own (:mod:`screening.sampling.events`);
-2. claim every new ``event_id`` (the rest are duplicates, answered as such);
+2. claim every new ``event_id`` (the rest are duplicates, answered as such), drawing
+   each sample event's sample id in the same statement;
 3. find or register the walk-ins (events carrying ``resident`` instead of a code);
 4. read the people (code, open de-pool case, earlier live pool tube) and the ranges;
 5. lock every existing tube of the batch ``FOR UPDATE`` in serial order (tube rows
@@ -16,19 +17,21 @@ The batch is applied in a constant number of statements, whatever its size:
    the claims of refused events (so they can be sent again once fixed) and forget
    walk-ins registered only for refused events.
 A deadlock, or a tube opened by someone else between 5 and 7, runs it all again.
+
+The batch statements go through asyncpg on the session's own connection, inside the
+request's transaction (:func:`screening.db.raw_connection`), with their arrays bound
+in binary; walk-ins and de-pool links, rare, go through the session. Issue 15 measured
+where a 5,000-event batch's time goes: ``bench/sync.py`` and bench/README.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pooling.barcodes import format_barcode
 from pooling.scan_rules import EarlierTube, Swab, swab_refusal
 from pooling.tubes import (
     SampleRefused,
@@ -38,7 +41,7 @@ from pooling.tubes import (
     capacity_for,
     pool_of_one,
 )
-from screening.db import RetryTransaction, retrying
+from screening.db import RetryTransaction, raw_connection, retrying
 from screening.errors import NotFound
 from screening.privacy import Vault
 from screening.retests.service import actor_of, link_singles
@@ -49,25 +52,30 @@ from screening.sampling.service import may_use
 from screening.sampling.walkins import walk_ins, walk_ins_sent_before
 from screening.tokens.service import Principal
 
-_ROUND = text("SELECT status, closed_at FROM rounds WHERE id = :id")
+_ROUND = "SELECT status, closed_at FROM rounds WHERE id = $1"
 
-_RANGES = text(
-    """
+_RANGES = """
     SELECT s.serial, br.sampling_point_id AS point, sp.code AS point_code,
            d.code AS district, COALESCE(rd.pool_size, r.pool_size) AS pool
-    FROM unnest(:serials) AS s(serial)
-    JOIN rounds r ON r.id = :round_id
+    FROM unnest($2::bigint[]) AS s(serial)
+    JOIN rounds r ON r.id = $1
     JOIN barcode_ranges br ON br.round_id = r.id
          AND br.first_serial <= s.serial AND br.last_serial >= s.serial
     JOIN sampling_points sp ON sp.id = br.sampling_point_id
     JOIN districts d ON d.id = sp.district_id
     LEFT JOIN round_districts rd ON rd.round_id = r.id AND rd.district_id = sp.district_id
-    """
-).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
+"""
 
-_FORGET_RESIDENTS = text("DELETE FROM residents WHERE id = ANY(:ids)").bindparams(
-    bindparam("ids", type_=ARRAY(BIGINT))
-)
+_FORGET_RESIDENTS = "DELETE FROM residents WHERE id = ANY($1::bigint[])"
+
+
+class IssuedRange(NamedTuple):
+    """Where a barcode of the batch was issued: its point, district and pool size."""
+
+    point: int
+    point_code: str
+    district: str
+    pool: int
 
 
 @dataclass(slots=True)
@@ -84,11 +92,32 @@ class _Tube:
 
 @dataclass(slots=True)
 class _Batch:
-    """What the replay works on and what it decided."""
+    """What the replay works on and what it decided: the applied sample events, with
+    their residents and positions in lists of their own (the statements' arrays)."""
 
     tubes: dict[int, _Tube] = field(default_factory=dict)
-    samples: list[tuple[Event, int, int]] = field(default_factory=list)  # resident, position
+    samples: list[Event] = field(default_factory=list)
+    residents: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _People:
+    """The batch's people: code -> resident id; who must be swabbed alone; the live
+    pool tube each is in already (before the batch, and as the replay puts them in)."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+    needs_single: set[int] = field(default_factory=set)
+    earlier: dict[int, EarlierTube] = field(default_factory=dict)
+    # taken by this batch: (barcode, point, at), an EarlierTube only when asked for
+    pooled_here: dict[int, tuple[str, str, datetime]] = field(default_factory=dict)
+
+    def earlier_tube(self, resident_id: int) -> EarlierTube | None:
+        found = self.earlier.get(resident_id)
+        if found is None and resident_id in self.pooled_here:
+            found = EarlierTube(*self.pooled_here[resident_id])
+        return found
 
 
 async def apply_sync(
@@ -102,8 +131,14 @@ async def apply_sync(
     events, read = read_events(raw_events, datetime.now(UTC))
     return await retrying(
         session,
+        # only a walk-in event is changed by an attempt (it learns its code)
         lambda: _apply(
-            session, principal, vault, round_id, [replace(e) for e in events], read.copy()
+            session,
+            principal,
+            vault,
+            round_id,
+            [replace(e) if e.walk_in is not None else e for e in events],
+            read.copy(),
         ),
     )
 
@@ -116,52 +151,45 @@ async def _apply(
     events: list[Event],
     outcome: Outcome,
 ) -> SyncAnswer:
-    rnd = (await session.execute(_ROUND, {"id": round_id})).first()
+    conn = await raw_connection(session)
+    rnd = await conn.fetchrow(_ROUND, round_id)
     if rnd is None:
         raise NotFound(f"no round {round_id}")
     if not events:
         return SyncAnswer(applied=0, duplicates=outcome.duplicates, rejected=outcome.rejected)
-    claimed = set(
-        (
-            await session.scalars(
-                queries.BATCH_CLAIM,
-                {
-                    "round_id": round_id,
-                    "event_ids": [e.event_id for e in events],
-                    "types": [e.type for e in events],
-                    "serials": [e.serial for e in events],
-                },
-            )
-        ).all()
+    claimed_ids, sample_ids = await conn.fetchrow(
+        queries.BATCH_CLAIM,
+        round_id,
+        [e.event_id for e in events],
+        [e.type for e in events],
+        [e.serial for e in events],
     )
+    claimed: dict[str, int | None] = dict(zip(claimed_ids, sample_ids, strict=True))
     outcome.duplicates += len(events) - len(claimed)
     known = await walk_ins_sent_before(
         session, round_id, [e for e in events if e.walk_in and e.event_id not in claimed]
     )
     events = [e for e in events if e.event_id in claimed]
     serials = sorted({e.serial for e in events})
-    ranges = {
-        row.serial: row
-        for row in await session.execute(_RANGES, {"round_id": round_id, "serials": serials})
-    }
+    ranges = {row[0]: IssuedRange(*row[1:]) for row in await conn.fetch(_RANGES, round_id, serials)}
     refused: set[str] = set()
     created = await walk_ins(session, principal, vault, events, ranges, outcome, refused)
-    people, earlier = await _people(session, round_id, events)
-    batch = _Batch(tubes=await _lock_tubes(session, serials))
-    closed_at = rnd.closed_at if rnd.status != "open" else None
+    people = await _people(conn, round_id, events)
+    batch = _Batch(tubes=await _lock_tubes(conn, serials))
+    closed_at = rnd["closed_at"] if rnd["status"] != "open" else None
     for event in events:
         if event.event_id in refused:
             continue
-        reason = _replay(event, batch, ranges, people, earlier, principal, round_id, closed_at)
+        reason = _replay(event, batch, ranges, people, principal, round_id, closed_at)
         if reason is not None:
             outcome.refuse(event, reason)
             refused.add(event.event_id)
     batch.refused = sorted(refused)
-    await _write(session, principal, round_id, batch)
-    used = {r for _, r, _ in batch.samples}
-    forget = [people[code][0] for code in created if people[code][0] not in used]
+    await _write(session, conn, principal, round_id, batch, claimed)
+    used = set(batch.residents)
+    forget = [people.ids[code] for code in created if people.ids[code] not in used]
     if forget:
-        await session.execute(_FORGET_RESIDENTS, {"ids": forget})
+        await conn.execute(_FORGET_RESIDENTS, forget)
     outcome.rejected.sort(key=lambda r: r.index)
     return SyncAnswer(
         applied=len(events) - len(refused),
@@ -176,60 +204,53 @@ async def _apply(
     )
 
 
-async def _people(
-    session: AsyncSession, round_id: int, events: list[Event]
-) -> tuple[dict[str, tuple[int, bool]], dict[int, EarlierTube]]:
-    """code -> (resident id, needs single); resident id -> their live pool tube."""
+async def _people(conn: Any, round_id: int, events: list[Event]) -> _People:
     codes = sorted({e.resident_code for e in events if e.resident_code})
+    people = _People()
     if not codes:
-        return {}, {}
-    people = {
-        row.code: (row.id, bool(row.needs_single))
-        for row in await session.execute(queries.BATCH_RESIDENTS, {"codes": codes})
-    }
-    earlier = {
-        row.resident_id: EarlierTube(row.barcode, row.point, row.sampled_at)
-        for row in await session.execute(
-            queries.BATCH_EARLIER,
-            {"round_id": round_id, "residents": [i for i, _ in people.values()]},
-        )
-    }
-    return people, earlier
+        return people
+    found, ids, needs_single = await conn.fetchrow(queries.BATCH_RESIDENTS, codes)
+    people.ids = dict(zip(found, ids, strict=True))
+    people.needs_single = set(needs_single)
+    if ids:
+        for resident_id, barcode, point, sampled_at in await conn.fetch(
+            queries.BATCH_EARLIER, ids, round_id
+        ):
+            people.earlier[resident_id] = EarlierTube(barcode, point, sampled_at)
+    return people
 
 
-_LOCK_TUBES = text(
-    """
+_LOCK_TUBES = """
     SELECT t.serial, t.barcode, t.round_id, t.sampling_point_id, sp.code AS point_code, t.kind,
            t.capacity, t.count AS tube_count, t.state
     FROM tubes t JOIN sampling_points sp ON sp.id = t.sampling_point_id
-    WHERE t.serial = ANY(:serials) ORDER BY t.serial FOR UPDATE OF t
-    """
-).bindparams(bindparam("serials", type_=ARRAY(BIGINT)))
+    WHERE t.serial = ANY($1::bigint[]) ORDER BY t.serial FOR UPDATE OF t
+"""
 
 
-async def _lock_tubes(session: AsyncSession, serials: list[int]) -> dict[int, _Tube]:
+async def _lock_tubes(conn: Any, serials: list[int]) -> dict[int, _Tube]:
     """The batch's existing tubes, locked in serial order, with their members."""
-    rows = (await session.execute(_LOCK_TUBES, {"serials": serials})).all()
+    rows = await conn.fetch(_LOCK_TUBES, serials)
     if not rows:
         return {}
     members: dict[int, set[int]] = {}
-    for tube_serial, resident_id in await session.execute(
-        queries.BATCH_MEMBERS, {"serials": [row.serial for row in rows]}
+    for tube_serial, resident_id in await conn.fetch(
+        queries.BATCH_MEMBERS, [row["serial"] for row in rows]
     ):
         members.setdefault(tube_serial, set()).add(resident_id)
     return {
-        row.serial: _Tube(
+        row["serial"]: _Tube(
             TubeSlots(
-                row.barcode,
-                TubeKind(row.kind),
-                row.capacity,
-                row.tube_count,
-                TubeState(row.state),
-                members.get(row.serial, set()),
+                row["barcode"],
+                TubeKind(row["kind"]),
+                row["capacity"],
+                row["tube_count"],
+                TubeState(row["state"]),
+                members.get(row["serial"], set()),
             ),
-            row.sampling_point_id,
-            row.point_code,
-            row.round_id,
+            row["sampling_point_id"],
+            row["point_code"],
+            row["round_id"],
         )
         for row in rows
     }
@@ -238,15 +259,14 @@ async def _lock_tubes(session: AsyncSession, serials: list[int]) -> dict[int, _T
 def _replay(
     event: Event,
     batch: _Batch,
-    ranges: dict[int, Any],
-    people: dict[str, tuple[int, bool]],
-    earlier: dict[int, EarlierTube],
+    ranges: dict[int, IssuedRange],
+    people: _People,
     principal: Principal,
     round_id: int,
     closed_at: datetime | None,
 ) -> SampleRefused | None:
     """Apply one event to the batch's picture of its tubes, or say why not."""
-    barcode = format_barcode(event.serial)
+    barcode = event.barcode
     tube = batch.tubes.get(event.serial)
     issued = ranges.get(event.serial)
     point: int | None
@@ -268,8 +288,7 @@ def _replay(
             return exc
         _touch(tube, event.at)
         return None
-    person = people.get(event.resident_code or "")
-    resident_id = person[0] if person else None
+    resident_id = people.ids.get(event.resident_code or "")
     swab = Swab(
         barcode=barcode,
         kind=event.kind,
@@ -278,8 +297,8 @@ def _replay(
         at=event.at,
         closed_at=closed_at,
         resident_id=resident_id,
-        needs_single=bool(person and person[1]),
-        earlier=earlier.get(resident_id) if resident_id is not None else None,
+        needs_single=resident_id in people.needs_single,
+        earlier=people.earlier_tube(resident_id) if resident_id is not None else None,
         alone=pool_of_one(
             event.kind, tube.slots.capacity if tube is not None else issued.pool if issued else 0
         ),
@@ -294,11 +313,12 @@ def _replay(
         slots = TubeSlots(barcode, event.kind, capacity, 0, TubeState.OPEN, set())
         tube = _Tube(slots, point, point_code, round_id, new=True, opened_at=event.at)
         batch.tubes[event.serial] = tube
-    position = tube.slots.add(resident_id, event.kind)
-    batch.samples.append((event, resident_id, position))
+    batch.positions.append(tube.slots.add(resident_id, event.kind))
+    batch.samples.append(event)
+    batch.residents.append(resident_id)
     _touch(tube, event.at)
-    if event.kind is TubeKind.POOL:
-        earlier.setdefault(resident_id, EarlierTube(barcode, point_code, event.at))
+    if event.kind is TubeKind.POOL and resident_id not in people.pooled_here:
+        people.pooled_here[resident_id] = (barcode, point_code, event.at)
     return None
 
 
@@ -308,64 +328,69 @@ def _touch(tube: _Tube, at: datetime) -> None:
         tube.sealed_at = at
 
 
-async def _write(session: AsyncSession, principal: Principal, round_id: int, batch: _Batch) -> None:
-    """Write what the replay decided, set-wise, in the lock order (tubes, then counters)."""
+async def _write(
+    session: AsyncSession,
+    conn: Any,
+    principal: Principal,
+    round_id: int,
+    batch: _Batch,
+    sample_ids: dict[str, int | None],
+) -> None:
+    """Write what the replay decided, set-wise, in the lock order (tubes, then people,
+    then counters). ``sample_ids`` are the ids the claims drew for their samples."""
+    ids = [sample_ids[e.event_id] for e in batch.samples]
+    if batch.samples:
+        first: dict[int, int | None] = {}
+        for resident_id, sample_id in zip(batch.residents, ids, strict=True):
+            first.setdefault(resident_id, sample_id)
+        people = sorted(first)
+        await conn.execute(queries.BATCH_PEOPLE, round_id, people, [first[r] for r in people])
     new = sorted(s for s, t in batch.tubes.items() if t.new)
     if new:
-        inserted = await session.scalars(
+        opened = [batch.tubes[s] for s in new]
+        inserted = await conn.fetch(
             queries.BATCH_CREATE_TUBES,
-            {
-                "round_id": round_id,
-                "serials": new,
-                "barcodes": [batch.tubes[s].slots.barcode for s in new],
-                "points": [batch.tubes[s].point for s in new],
-                "kinds": [batch.tubes[s].slots.kind.value for s in new],
-                "capacities": [batch.tubes[s].slots.capacity for s in new],
-                "counts": [batch.tubes[s].slots.count for s in new],
-                "states": [batch.tubes[s].slots.state.value for s in new],
-                "opened_ats": [batch.tubes[s].opened_at for s in new],
-                "sealed_ats": [batch.tubes[s].sealed_at for s in new],
-            },
+            round_id,
+            new,
+            [t.slots.barcode for t in opened],
+            [t.point for t in opened],
+            [t.slots.kind.value for t in opened],
+            [t.slots.capacity for t in opened],
+            [t.slots.count for t in opened],
+            [t.slots.state.value for t in opened],
+            [t.opened_at for t in opened],
+            [t.sealed_at for t in opened],
         )
-        if len(inserted.all()) != len(new):
+        if len(inserted) != len(new):
             raise RetryTransaction("a tube of the batch was opened by another request meanwhile")
     if batch.samples:
-        rows = (
-            await session.execute(
-                queries.BATCH_INSERT_SAMPLES,
-                {
-                    "round_id": round_id,
-                    "serials": [e.serial for e, _, _ in batch.samples],
-                    "residents": [r for _, r, _ in batch.samples],
-                    "kinds": [e.kind.value for e, _, _ in batch.samples],
-                    "positions": [p for _, _, p in batch.samples],
-                    "ats": [e.at for e, _, _ in batch.samples],
-                },
-            )
-        ).all()
-        ids = {(row.tube_serial, row.resident_id): row.id for row in rows}
-        await session.execute(
-            queries.BATCH_LINK_EVENTS,
-            {
-                "round_id": round_id,
-                "event_ids": [e.event_id for e, _, _ in batch.samples],
-                "sample_ids": [ids[(e.serial, r)] for e, r, _ in batch.samples],
-            },
+        await conn.execute(queries.PEOPLE_INSERTED, "on")
+        await conn.execute(
+            queries.BATCH_INSERT_SAMPLES,
+            round_id,
+            ids,
+            [e.serial for e in batch.samples],
+            batch.residents,
+            [e.kind.value for e in batch.samples],
+            batch.positions,
+            [e.at for e in batch.samples],
         )
-        singles = [ids[(e.serial, r)] for e, r, _ in batch.samples if e.kind is TubeKind.SINGLE]
+        await conn.execute(queries.PEOPLE_INSERTED, "off")
+        singles = [
+            i
+            for i, e in zip(ids, batch.samples, strict=True)
+            if e.kind is TubeKind.SINGLE and i is not None
+        ]
         await link_singles(session, singles, actor_of(principal))
     old = sorted(s for s, t in batch.tubes.items() if t.touched and not t.new)
     if old:
-        await session.execute(
+        touched = [batch.tubes[s] for s in old]
+        await conn.execute(
             queries.BATCH_UPDATE_TUBES,
-            {
-                "serials": old,
-                "counts": [batch.tubes[s].slots.count for s in old],
-                "states": [batch.tubes[s].slots.state.value for s in old],
-                "sealed_ats": [batch.tubes[s].sealed_at for s in old],
-            },
+            old,
+            [t.slots.count for t in touched],
+            [t.slots.state.value for t in touched],
+            [t.sealed_at for t in touched],
         )
     if batch.refused:
-        await session.execute(
-            queries.BATCH_RELEASE, {"round_id": round_id, "event_ids": batch.refused}
-        )
+        await conn.execute(queries.BATCH_RELEASE, round_id, batch.refused)

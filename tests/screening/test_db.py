@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from screening.db import (
@@ -12,6 +14,7 @@ from screening.db import (
     drop_database,
     ensure_database,
     migrate,
+    ping_when_idle,
     raw_connection,
     with_database,
 )
@@ -89,3 +92,41 @@ class TestEmbeddedServer:
         finally:
             stop_embedded_server()
         assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+class TestPingOnlyWhenIdle:
+    """No ping on every checkout (three round trips on asyncpg), but a connection that
+    sat idle is checked before use and replaced when the server dropped it."""
+
+    async def _drop_pooled_connection(self, engine, database_url):
+        async with engine.connect() as conn:
+            pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+        killer = create_async_engine(database_url)
+        try:
+            async with killer.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await killer.dispose()
+
+    async def test_an_idle_connection_the_server_dropped_is_replaced(self, database_url):
+        engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+        ping_when_idle(engine, idle_seconds=0.0)
+        try:
+            await self._drop_pooled_connection(engine, database_url)
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT 1")) == 1
+        finally:
+            await engine.dispose()
+
+    async def test_without_the_ping_the_dropped_connection_fails_its_request(self, database_url):
+        engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+        ping_when_idle(engine, idle_seconds=3600.0)  # not idle long enough to be pinged
+        try:
+            await self._drop_pooled_connection(engine, database_url)
+            with pytest.raises(DBAPIError):
+                async with engine.connect() as conn:
+                    await conn.scalar(text("SELECT 1"))
+            async with engine.connect() as conn:  # the pool replaced it after the failure
+                assert await conn.scalar(text("SELECT 1")) == 1
+        finally:
+            await engine.dispose()

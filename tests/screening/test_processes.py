@@ -164,6 +164,13 @@ class TestOverdueSweep:
 
 
 class TestOperations:
+    async def test_one_process_answers_its_metrics(self, live):
+        async with fresh_connections() as client:
+            assert (await client.get(live.base + "/healthz")).status_code == 200
+            text = (await client.get(live.base + "/metrics")).text
+        line = 'screening_http_requests_total{method="GET",route="/healthz",status="200"}'
+        assert line in text
+
     async def test_metrics_add_up_every_worker(self, fleet):
         async with fresh_connections() as client:
             for _ in range(10):

@@ -171,3 +171,62 @@ class TestSyncAgainstScansAndSeals:
             ).one()
         assert open_tubes == 0
         assert progress[0] == progress[1]
+
+
+class TestSyncAgainstScansOfTheSamePeople:
+    """A batch adds its people to round_people before it moves a counter row, as a
+    scan into an open tube does (tube, person, counters); a scan that opens a new tube
+    moves its counter row first, so against those a deadlock can still happen and is
+    run again. Either way: never a 5xx, and each person counts once."""
+
+    async def race(self, scene, engine, open_first):
+        people = await census(scene, TRIALS * 4, "J")
+        pools = iter(await barcodes(scene, "P1", TRIALS * 4))
+        singles = await barcodes(scene, "P1", TRIALS * 4)
+        others = iter(await census(scene, TRIALS * 4, "K"))
+        answers = []
+        for trial in range(TRIALS):
+            mine = people[trial * 4 : trial * 4 + 4]
+            tubes = [next(pools) for _ in mine]
+            if open_first:  # the scans go into tubes opened already
+                for tube in tubes:
+                    assert (await scene.sample(tube, next(others))).status_code == 201
+            events = [
+                {"event_id": f"p{trial}-{i}", "type": "sample", "tube": singles[trial * 4 + i]}
+                | {"resident_code": code, "kind": "single"}
+                for i, code in enumerate(mine)
+            ]
+            answers += await asyncio.gather(
+                scene.post(f"/rounds/{scene.round_id}/sync", {"events": events}),
+                *(scene.sample(tube, code) for tube, code in zip(tubes, mine, strict=True)),
+            )
+        assert [a.text for a in answers if a.status_code not in (200, 201)] == []
+        assert all(a.json()["applied"] == 4 for a in answers if a.status_code == 200)
+        async with engine.connect() as conn:
+            counted = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT sum(people) FROM progress_counts),"
+                        " (SELECT count(DISTINCT resident_id) FROM samples),"
+                        " (SELECT sum(registered) FROM progress_counts),"
+                        " (SELECT count(*) FROM samples)"
+                    )
+                )
+            ).one()
+        assert counted[0] == counted[1]
+        assert counted[2] == counted[3]
+        assert await consistent(engine) == []
+
+    async def test_against_scans_into_open_tubes_no_deadlock_at_all(
+        self, committed_client, engine, make_scene
+    ):
+        scene = await make_scene(committed_client).build(residents=2)
+        before = await deadlocks(engine)
+        await self.race(scene, engine, open_first=True)
+        assert await deadlocks(engine) == before
+
+    async def test_against_scans_opening_new_tubes_a_deadlock_is_run_again(
+        self, committed_client, engine, make_scene
+    ):
+        scene = await make_scene(committed_client).build(residents=2)
+        await self.race(scene, engine, open_first=False)

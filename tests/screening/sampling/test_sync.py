@@ -153,3 +153,86 @@ class TestNormalBatch:
             )
         ).one()
         assert tuple(counts) == (500, 5000, 500)
+
+
+async def progress(scene):
+    r = await scene.client.get(f"/rounds/{scene.round_id}/progress", headers=scene.tokens["admin"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+class TestPeopleOfABatch:
+    """A batch adds its people to round_people in one statement (migration 0011), not
+    through the samples' row trigger: the counters must stay exact."""
+
+    async def test_a_batch_counts_each_person_once_where_first_sampled(self, scene, db_session):
+        p1, q1 = scene.barcodes["P1"], scene.barcodes["Q1"]
+        await scene.fill(q1[0], [0], who="Q1")  # person 0 is first sampled at Q1, online
+        events = [sample(f"a{i}", p1[0], scene.codes[i]) for i in (1, 2, 3)]
+        events += [sample("b1", p1[1], scene.codes[1], kind="single")]  # person 1 again
+        events += [sample("c0", p1[2], scene.codes[0], kind="single")]  # person 0 again
+        body = (await sync(scene, events)).json()
+        assert body["applied"] == 5, body
+        progress_now = await progress(scene)
+        assert (progress_now["registered"], progress_now["samples"]) == (4, 6)
+        points = {p["sampling_point"]: p for p in progress_now["sampling_points"]}
+        assert (points["P1"]["registered"], points["P1"]["samples"]) == (3, 5)
+        assert (points["Q1"]["registered"], points["Q1"]["samples"]) == (1, 1)
+        firsts = (
+            await db_session.execute(
+                text(
+                    "SELECT count(*) FROM round_people f WHERE f.round_id = :r AND f.sample_id ="
+                    " (SELECT min(s.id) FROM samples s WHERE s.round_id = f.round_id"
+                    " AND s.resident_id = f.resident_id)"
+                ),
+                {"r": scene.round_id},
+            )
+        ).scalar_one()
+        assert firsts == 4  # each person's first sample, the online one for person 0
+
+    async def test_a_scan_after_a_batch_still_counts_its_person(self, scene):
+        tube = scene.barcodes["P1"][0]
+        await sync(scene, [sample("a", tube, scene.codes[0])])
+        r = await scene.sample(tube, scene.codes[1])
+        assert r.status_code == 201, r.text
+        assert (await progress(scene))["registered"] == 2
+
+    async def test_a_batch_sent_again_counts_nobody_twice(self, scene):
+        tube = scene.barcodes["P1"][0]
+        events = [sample(f"e{i}", tube, scene.codes[i]) for i in range(3)]
+        await sync(scene, events)
+        await sync(scene, events)
+        body = await progress(scene)
+        assert (body["registered"], body["samples"]) == (3, 3)
+
+    async def test_samples_keep_the_order_their_events_were_taken_in(self, scene, db_session):
+        t1, t2 = scene.barcodes["P1"][:2]
+        events = [sample(f"z{9 - i}", (t1, t2)[i % 2], scene.codes[i]) for i in range(6)]
+        await sync(scene, events)
+        ids = (
+            await db_session.execute(
+                text(
+                    "SELECT s.id FROM applied_events e JOIN samples s ON s.id = e.sample_id"
+                    " WHERE e.round_id = :r AND e.event_id = ANY(:ids)"
+                ),
+                {"r": scene.round_id, "ids": [e["event_id"] for e in events]},
+            )
+        ).scalars()
+        by_event = dict(zip([e["event_id"] for e in events], sorted(ids), strict=True))
+        in_order = (
+            await db_session.execute(
+                text(
+                    "SELECT e.event_id FROM applied_events e JOIN samples s ON s.id = e.sample_id"
+                    " WHERE e.round_id = :r ORDER BY s.id"
+                ),
+                {"r": scene.round_id},
+            )
+        ).scalars()
+        assert list(in_order) == list(by_event)
+
+    async def test_an_event_applied_offline_answers_the_online_scan_as_the_first_time(self, scene):
+        tube = scene.barcodes["P1"][0]
+        await sync(scene, [sample("same", tube, scene.codes[0])])
+        r = await scene.sample(tube, scene.codes[0], event_id="same")
+        assert r.status_code == 201, r.text
+        assert (r.json()["tube"], r.json()["count"]) == (tube, 1)

@@ -4,7 +4,8 @@ registered and sampled in one event, nothing created for a rejected event."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,8 @@ from sqlalchemy import text
 
 from pooling.barcodes import parse_barcode
 from screening.residents.codes import new_resident_code
+from screening.sampling.events import _plain
+from screening.sampling.schemas import SyncEvent
 from tests.conftest import valid_prc_id
 from tests.screening.sampling.test_field_rules import rejected, sample, sync
 
@@ -62,6 +65,26 @@ class TestMalformedEvents:
         assert field in rejection["detail"]
         if "event_id" in bad:
             assert rejection["event_id"] == "bad"
+
+    async def test_an_event_id_the_answer_cannot_carry_is_rejected_alone(self, scene):
+        tube = scene.barcodes["P1"][0]
+        ok = json.dumps(sample("ok", tube, scene.codes[1]))
+        body = (
+            '{"events": [{"event_id": "a\\u0000b", "type": "sample"},'
+            ' {"event_id": "c\\ud800d", "type": "seal"}, ' + ok + "]}"
+        )
+        r = await scene.client.post(
+            f"/rounds/{scene.round_id}/sync",
+            content=body.encode(),
+            headers={**scene.tokens["P1"], "content-type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["applied"] == 1
+        assert [(x["index"], x["type"], x["event_id"]) for x in answer["rejected"]] == [
+            (0, "invalid-event", "a\ufffdb"),
+            (1, "invalid-event", "c?d"),
+        ]
 
     async def test_an_event_that_is_not_an_object_is_rejected_alone(self, scene):
         tube = scene.barcodes["P1"][0]
@@ -241,3 +264,111 @@ class TestNothingCreatedForARejectedEvent:
         )
         assert progress.json()["tubes"]["sealed"] == 1
         assert progress.json()["registered"] == 10
+
+
+_PLAIN_TIMES = st.datetimes(
+    min_value=datetime(1990, 1, 1),
+    max_value=datetime(2110, 1, 1),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))]
+    ),
+).map(lambda d: d.isoformat())
+_ODD_TIMES = st.one_of(
+    st.sampled_from(
+        [
+            "2026-11-22T09:00:00Z",
+            "2026-11-22T09:00:00.5+08:00",
+            "2026-11-22T09:00:00.1234567+08:00",
+            "2026-11-22 09:00:00+08:00",
+            "2026-11-22T09:00+08:00",
+            "2026-11-22T09:00:00+0800",
+            "2026-13-22T09:00:00+08:00",
+            "2026-11-22T24:00:00+08:00",
+            "2026-11-22T09:00:60+08:00",
+            "2026-11-22T09:00:00+24:00",
+            "2026-11-22T09:00:00",
+            "0001-01-01T00:00:00+01:00",
+            "١٢٣٤-11-22T09:00:00+08:00",
+            "1700000000",
+        ]
+    ),
+    st.integers(),
+    st.booleans(),
+)
+_ODD_TEXT = st.one_of(
+    st.text(max_size=45),
+    st.sampled_from([" a", "a ", "\x1ca", "a\x00b", "\u2003a", "\u00e9", "x" * 101, ""]),
+    st.integers(),
+    st.booleans(),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+def _mostly(plausible, odd):
+    """A field as a station writes it seven times in eight, else an odd value."""
+    return st.integers(0, 7).flatmap(lambda n: plausible if n else odd)
+
+
+def _ascii(max_size):
+    return st.text(
+        alphabet=st.characters(min_codepoint=1, max_codepoint=127), min_size=1, max_size=max_size
+    )
+
+
+_EVENTS = st.fixed_dictionaries(
+    {
+        "event_id": _mostly(_ascii(101), _ODD_TEXT),
+        "type": _mostly(st.sampled_from(["sample", "seal"]), _ODD_TEXT),
+        "tube": _mostly(_ascii(41), _ODD_TEXT),
+        "at": _mostly(st.one_of(_PLAIN_TIMES, st.none()), _ODD_TIMES),
+        "resident_code": _mostly(_ascii(41), _ODD_TEXT),
+        "kind": _mostly(st.sampled_from([None, "pool", "single"]), _ODD_TEXT),
+        "resident": _mostly(st.none(), st.just({"id_type": "other"})),
+        "extra": _ODD_TEXT,
+    }
+).flatmap(
+    lambda event: _mostly(st.just(frozenset()), st.sets(st.sampled_from(sorted(event)))).map(
+        lambda dropped: {k: v for k, v in event.items() if k not in dropped}
+    )
+)
+
+
+class TestPlainlyWrittenEvents:
+    """Events in the shape stations send are read without building a SyncEvent
+    (screening.sampling.events._plain): whatever it takes, SyncEvent takes too, and
+    reads the same; anything else is left to SyncEvent."""
+
+    @settings(max_examples=500, deadline=None)
+    @given(_EVENTS)
+    def test_what_the_plain_reader_takes_sync_event_reads_alike(self, raw):
+        plain = _plain(raw)
+        if plain is None:
+            return
+        model = SyncEvent.model_validate(raw)
+        assert plain == (
+            model.event_id,
+            model.type,
+            model.tube,
+            model.at,
+            model.resident_code,
+            model.kind,
+        )
+        assert plain[3] is None or plain[3].tzinfo == UTC
+
+    def test_the_shape_stations_send_is_read_plainly(self):
+        raw = {
+            "event_id": "e1",
+            "type": "sample",
+            "tube": "00000000012342",
+            "resident_code": "0123456789ABC",
+            "at": "2026-11-22T09:00:00.25+08:00",
+            "kind": "single",
+        }
+        assert _plain(raw) == (
+            "e1",
+            "sample",
+            "00000000012342",
+            datetime(2026, 11, 22, 1, 0, 0, 250000, tzinfo=UTC),
+            "0123456789ABC",
+            "single",
+        )
