@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ from screening.reference.router import router as reference_router
 from screening.residents.lists_router import router as resident_lists_router
 from screening.residents.ratelimit import make_failure_limiter
 from screening.residents.router import router as residents_router
+from screening.residents.service import backfill_passport_numbers
 from screening.results.router import router as results_router
 from screening.retests.feed import EventHub
 from screening.retests.router import router as retests_router
@@ -48,6 +50,7 @@ from screening.web.router import STATIC
 from screening.web.router import router as web_router
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
 
 
 def _bind_engine(app: FastAPI, engine: AsyncEngine) -> None:
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         db = engine or make_engine(await resolve_database_url(settings), settings)
         _bind_engine(app, db)
         try:
+            filled = await backfill_passport_numbers(db, app.state.vault)
+            if filled:
+                log.info("passport numbers hashed for look-up", extra={"residents": filled})
             # per process: the token revocation check; among all processes: one
             # overdue sweeper (the live feed's poller starts with its first listener)
             async with anyio.create_task_group() as background:

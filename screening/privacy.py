@@ -94,6 +94,12 @@ class Vault:
         # the one-shot C digest: a query without a nationality hashes ~250 candidates
         return hmac.digest(self.hash_key, f"{id_type}:{normalized_id}".encode(), "sha256")
 
+    def passport_number_hash(self, number: str) -> bytes:
+        """A passport's number (as ``check_passport_number`` gives it) without its
+        nationality: one probe for a query that names none. Not unique: two countries
+        may issue the same number, and the name tells their holders apart."""
+        return self.id_hash("passport-number", number)
+
     def encrypt(self, value: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + _aead(self.enc_key).encrypt(nonce, value.encode(), None)

@@ -6,7 +6,7 @@ into chunks of about ``IMPORT_BATCH`` lines (``screening.residents.census_csv``)
 chunk is parsed, checked and sealed (ID rules, HMAC, three AES-GCM encryptions, a
 fresh code a line) off the event loop: in a thread for small files, and for big ones
 (``SCREENING_CENSUS_PROCESS_ABOVE_BYTES``) in one worker process at niceness 10, a
-batch ahead of the insert. The batch comes back as eleven flat lists, is stored by
+batch ahead of the insert. The batch comes back as twelve flat lists, is stored by
 one ``INSERT ... SELECT FROM unnest(...)`` sent through asyncpg on the request's
 connection (inside its one transaction), whose answers come back as three arrays;
 the worker then judges them (an ID number known under another name) and renders the

@@ -34,6 +34,8 @@ class Resident(Base):
     code: Mapped[str] = mapped_column(String(16), unique=True)
     id_type: Mapped[str] = mapped_column(String(20))
     id_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    passport_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """A passport's number alone, hashed (migration 0012): the query without a nationality."""
     id_enc: Mapped[bytes] = mapped_column(LargeBinary)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

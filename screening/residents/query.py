@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pycountry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pooling.standing import SampleOutcome, resident_status
@@ -24,18 +23,19 @@ from screening.residents.identity import (
     InvalidIdNumber,
     check_passport_number,
     normalize_id_number,
-    passport_canonical,
     same_name,
 )
 from screening.residents.schemas import RoundStanding
 
-ALL_COUNTRIES = tuple(sorted(c.alpha_3 for c in pycountry.countries))
 
-
-def candidate_hashes(vault: Vault, id_number: str, nationality: str | None = None) -> list[bytes]:
-    """The look-up hash of ``id_number`` under every ID type it is well formed for; a
-    passport under the given nationality, or under every country when none is given
-    (the name still has to match), and in its pre-nationality form."""
+def candidate_hashes(
+    vault: Vault, id_number: str, nationality: str | None = None
+) -> tuple[list[bytes], bytes | None]:
+    """The look-up hashes of ``id_number`` under every ID type it is well formed for
+    (a passport under the given nationality, and in its pre-nationality form), and the
+    hash of a passport-shaped number alone (``Vault.passport_number_hash``): without a
+    nationality every passport of that number is a candidate (the name still has to
+    match); with one, only those of that country or registered without one."""
     hashes = []
     for id_type in ID_TYPES:
         if id_type == "passport":
@@ -45,15 +45,6 @@ def candidate_hashes(vault: Vault, id_number: str, nationality: str | None = Non
                     hashes.append(vault.id_hash(id_type, canonical))
                 except InvalidIdNumber:
                     pass
-            else:  # the number checked once, then paired with every country
-                try:
-                    number = check_passport_number(id_number)
-                except InvalidIdNumber:
-                    number = None
-                if number is not None:
-                    hashes += [
-                        vault.id_hash(id_type, passport_canonical(c, number)) for c in ALL_COUNTRIES
-                    ]
             try:
                 plain = normalize_id_number("other", id_number)
             except InvalidIdNumber:
@@ -64,13 +55,20 @@ def candidate_hashes(vault: Vault, id_number: str, nationality: str | None = Non
             hashes.append(vault.id_hash(id_type, normalize_id_number(id_type, id_number)))
         except InvalidIdNumber:
             continue
-    return hashes
+    try:
+        number_hash = (
+            None if nationality else vault.passport_number_hash(check_passport_number(id_number))
+        )
+    except InvalidIdNumber:
+        number_hash = None
+    return hashes, number_hash
 
 
 # one round trip, sent on the asyncpg connection itself outside a transaction (issue
 # 15: the query answered 215 a second against 988 health checks, spending its time on
 # SQLAlchemy binding ~250 hashes and on BEGIN and COMMIT around one SELECT): the people
-# holding the ID number, and every sample of theirs. $1: the candidate hashes.
+# holding the ID number, and every sample of theirs. $1: the candidate hashes; $2: a
+# passport's number alone (migration 0012; before it, 249 more hashes in $1).
 _LOOKUP = """
     SELECT p.id AS resident_id, p.name_enc,
            r.id AS round_id, r.name AS round_name,
@@ -86,7 +84,7 @@ _LOOKUP = """
     LEFT JOIN labs l ON l.id = t.lab_id AND t.resulted_at IS NOT NULL
     LEFT JOIN retest_cases c ON c.pool_tube_serial = t.serial
     LEFT JOIN retest_members m ON m.case_id = c.id AND m.resident_id = s.resident_id
-    WHERE p.id_hash = ANY($1::bytea[])
+    WHERE p.id_hash = ANY($1::bytea[]) OR p.passport_number_hash = $2::bytea
     ORDER BY r.id DESC, s.sampled_at, s.id
     """
 
@@ -102,11 +100,11 @@ async def query_standings(
 ) -> list[RoundStanding] | None:
     """The rounds of the person holding this ID number *and* this name, newest first
     (``[]`` before their first sample); None for either mismatch, alike."""
-    hashes = candidate_hashes(vault, id_number, nationality)
-    if not hashes:
+    hashes, number_hash = candidate_hashes(vault, id_number, nationality)
+    if not hashes and number_hash is None:
         return None
     conn = await driver_connection(session)
-    rows = [SimpleNamespace(**record) for record in await conn.fetch(_LOOKUP, hashes)]
+    rows = [SimpleNamespace(**record) for record in await conn.fetch(_LOOKUP, hashes, number_hash)]
     matching = {
         row.resident_id
         for row in {row.resident_id: row for row in rows}.values()

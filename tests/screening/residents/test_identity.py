@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from stdnum.cn import ric
 
+from screening.privacy import load_vault
 from screening.residents.identity import (
     InvalidIdNumber,
     check_prc_id,
@@ -20,6 +21,7 @@ from screening.residents.identity import (
     normalize_id_number,
 )
 from screening.residents.ratelimit import LimitsFailureLimiter
+from screening.residents.service import backfill_passport_numbers
 
 
 def prc(region: str, born: str, seq: str = "123") -> str:
@@ -183,6 +185,72 @@ class TestOtherIdTypes:
             200,
             404,
         )
+
+    async def test_a_query_without_nationality_finds_every_passport_of_that_number(self, scene):
+        """One probe of the number's own hash (migration 0012) stands for all 249
+        countries: a census passport (Kenya) and a registered one (Japan) are both
+        found, each only under its holder's name; a PRC number is not a passport."""
+        imported = await scene.client.post(
+            "/residents/import",
+            headers=scene.tokens["admin"],
+            files={"file": ("c.csv", census("passport,X7654321,Amina Otieno,,D1,KEN",
+                                            header="id_type,id_number,name,phone,district,"
+                                            "nationality"))},
+        )  # fmt: skip
+        assert imported.status_code == 200 and not imported.json()["rejected"], imported.text
+        registered = await scene.post(
+            "/residents", person("X7654321", "Sato Yuki", "passport", nationality="JPN")
+        )
+        assert registered.status_code == 201, registered.text
+
+        async def ask(name: str, **extra: str) -> int:
+            body = {"id_number": "x 7654321", "name": name, **extra}
+            return (await scene.client.post("/results/query", json=body)).status_code
+
+        assert await ask("AMINA OTIENO") == 200
+        assert await ask("sato yuki") == 200
+        assert await ask("Sato Yuki", nationality="KEN") == 404  # Kenya's is Amina's
+        assert await ask("Someone Else") == 404
+
+    async def test_passports_stored_before_the_number_hash_are_found_after_start(
+        self, committed_client, make_scene, engine, settings
+    ):
+        """Rows of a database migrated from before 0012 have no number hash: the query
+        without a nationality misses them until the service, starting, fills it in."""
+        scene = await make_scene(committed_client).build(residents=0)
+        vault = load_vault(settings)
+        for number, name in (("E1111111", "Ann Lee"), ("12345", "Bo Li")):
+            r = await scene.post("/residents", person(number, name, "passport", nationality="USA"))
+            assert r.status_code == 201, r.text
+        async with engine.begin() as conn:  # as 0012 left them; Bo Li's from before v1.1
+            await conn.execute(text("UPDATE residents SET passport_number_hash = NULL"))
+            await conn.execute(
+                text(
+                    "UPDATE residents SET nationality = NULL, id_hash = :plain"
+                    " WHERE id_hash = :canonical"
+                ),
+                {
+                    "plain": vault.id_hash("passport", "12345"),
+                    "canonical": vault.id_hash("passport", "USA:12345"),
+                },
+            )
+
+        async def ask(number: str, name: str) -> int:
+            body = {"id_number": number, "name": name}
+            return (await committed_client.post("/results/query", json=body)).status_code
+
+        assert await ask("E1111111", "Ann Lee") == 404
+        assert await backfill_passport_numbers(engine, vault) == 2
+        assert (await ask("E1111111", "Ann Lee"), await ask("12345", "Bo Li")) == (200, 200)
+        assert await backfill_passport_numbers(engine, vault) == 0
+        async with engine.connect() as conn:
+            hashes = set(
+                (await conn.scalars(text("SELECT passport_number_hash FROM residents"))).all()
+            )
+        assert hashes == {
+            vault.passport_number_hash("E1111111"),
+            vault.passport_number_hash("12345"),
+        }
 
     async def test_the_nationality_is_kept_and_the_number_shown_masked(self, scene):
         code = (
