@@ -32,6 +32,7 @@ from screening.observability import router as operations_router
 from screening.privacy import load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
+from screening.residents.fast import install as install_query_fast_path
 from screening.residents.lists_router import router as resident_lists_router
 from screening.residents.ratelimit import make_failure_limiter
 from screening.residents.router import router as residents_router
@@ -149,7 +150,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             raise DatabaseUnavailable() from exc
         return {"status": "ok"}
 
-    install_scan_fast_path(app)  # innermost: every middleware below wraps it too
+    install_scan_fast_path(app)  # innermost: every middleware below wraps them too
+    install_query_fast_path(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableUrl)
     install_observability(app)

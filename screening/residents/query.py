@@ -13,10 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from pooling.standing import SampleOutcome, resident_status
-from screening.db import driver_connection
+from screening.db import Db, driver_connection
+from screening.errors import NotFound
 from screening.privacy import Vault
 from screening.residents.identity import (
     ID_TYPES,
@@ -25,7 +24,8 @@ from screening.residents.identity import (
     normalize_id_number,
     same_name,
 )
-from screening.residents.schemas import RoundStanding
+from screening.residents.ratelimit import FailureLimiter, admit
+from screening.residents.schemas import ResultAnswer, ResultQuery, RoundStanding
 
 
 def candidate_hashes(
@@ -89,8 +89,28 @@ _LOOKUP = """
     """
 
 
+async def answer_query(db: Db, state: Any, client: str, ask: ResultQuery) -> ResultAnswer:
+    """The query's whole answer (the route's and the fast path's): refused while the
+    client has used up its failures; a miss counts as one, and is 404 whichever part
+    did not match. ``state``: the app's (the limiter, the vault, the settings)."""
+    limiter: FailureLimiter = state.query_limiter
+    await admit(limiter, client)
+    items = await query_standings(
+        db,
+        state.vault,
+        ask.id_number,
+        ask.name,
+        nationality=ask.nationality,
+        zone=ZoneInfo(state.settings.timezone),
+    )
+    if items is None:
+        await limiter.record_failure(client)
+        raise NotFound("没有查到结果：请核对证件号码和姓名。")
+    return ResultAnswer(items=items)
+
+
 async def query_standings(
-    session: AsyncSession,
+    session: Db,
     vault: Vault,
     id_number: str,
     name: str,

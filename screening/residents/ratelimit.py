@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from screening.db import driver_connection
+from screening.errors import TooManyRequests
 
 POSTGRESQL = "postgresql"
 WINDOW_SECONDS = 60
@@ -35,6 +36,13 @@ class FailureLimiter(Protocol):
         """Seconds to wait when ``client`` has used up its failures, else None."""
 
     async def record_failure(self, client: str) -> None: ...
+
+
+async def admit(limiter: FailureLimiter, client: str) -> None:
+    """Refuse (429, Retry-After) a client that has used up its failures."""
+    wait = await limiter.retry_after(client)
+    if wait is not None:
+        raise TooManyRequests("尝试次数过多，请稍后再试。", retry_after=wait)
 
 
 def client_key(client: str) -> str:

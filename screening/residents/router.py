@@ -1,5 +1,4 @@
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, File, Request, Response, UploadFile
@@ -7,11 +6,11 @@ from fastapi.responses import StreamingResponse
 
 from screening.auth import AdminOnly, AdminOrSampler
 from screening.db import DbSession, HeavySession
-from screening.errors import AppError, NotFound, TooManyRequests
+from screening.errors import AppError, NotFound
 from screening.privacy import Vault
 from screening.residents import census, query, service
 from screening.residents.qr import qr_svg
-from screening.residents.ratelimit import FailureLimiter
+from screening.residents.ratelimit import FailureLimiter, admit
 from screening.residents.schemas import (
     DistrictChoice,
     ImportSummary,
@@ -39,9 +38,7 @@ async def _client(request: Request) -> tuple[FailureLimiter, str]:
     """The failure limiter shared by the query and self-registration, and the caller."""
     limiter: FailureLimiter = request.app.state.query_limiter
     client = request.client.host if request.client else "unknown"
-    wait = await limiter.retry_after(client)
-    if wait is not None:
-        raise TooManyRequests("尝试次数过多，请稍后再试。", retry_after=wait)
+    await admit(limiter, client)
     return limiter, client
 
 
@@ -137,17 +134,7 @@ async def read_resident(
 @router.post("/results/query", response_model=ResultAnswer, tags=["residents"])
 async def query_results(body: ResultQuery, request: Request, session: DbSession) -> ResultAnswer:
     """A resident's own results: one item per round, newest first, with the reporting
-    lab and the report time in the deployment's zone (no token)."""
-    limiter, client = await _client(request)
-    items = await query.query_standings(
-        session,
-        _vault(request),
-        body.id_number,
-        body.name,
-        nationality=body.nationality,
-        zone=ZoneInfo(request.app.state.settings.timezone),
-    )
-    if items is None:
-        await limiter.record_failure(client)
-        raise NotFound("没有查到结果：请核对证件号码和姓名。")
-    return ResultAnswer(items=items)
+    lab and the report time in the deployment's zone (no token). The ordinary query is
+    answered by ``screening.residents.fast.QueryFastPath`` with the same function."""
+    client = request.client.host if request.client else "unknown"
+    return await query.answer_query(session, request.app.state, client, body)

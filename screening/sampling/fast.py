@@ -27,11 +27,12 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from screening.auth import bearer_token_of, known_principal
 from screening.db import request_connection
 from screening.errors import AppError, problem_response
+from screening.fastpath import RouteTemplate, read_body, replaying, send_json
 from screening.metrics import SCAN_ROUTE
 from screening.sampling import service
 from screening.sampling.schemas import SampleCreate
@@ -40,17 +41,9 @@ from screening.tokens.service import Principal, TokenCache
 _PATH = re.compile(r"/api/v1/rounds/([1-9][0-9]{0,9})/samples")
 _MAX_ID = 2**31 - 1
 _ROLES = frozenset({"admin", "sampler"})
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class _Route:
-    """What :func:`screening.errors.route_of` reads: the route's template, for the
-    access log and the metrics (never the concrete path)."""
-
-    path = SCAN_ROUTE
-
-
-ROUTE = _Route()
+ROUTE = RouteTemplate(SCAN_ROUTE)
 
 
 class ScanFastPath:
@@ -68,7 +61,7 @@ class ScanFastPath:
         if match is None or int(match[1]) > _MAX_ID:
             await self.app(scope, receive, send)
             return
-        body, messages = await _read_body(receive)
+        body, messages = await read_body(receive)
         state = scope["app"].state
         principal = _cached_principal(scope, state.settings.admin_token, state.token_cache)
         scan = None
@@ -78,7 +71,7 @@ class ScanFastPath:
             except ValidationError:
                 scan = None
         if scan is None or principal is None:  # the route answers it, as it always did
-            await self.app(scope, _replaying(messages, receive), send)
+            await self.app(scope, replaying(messages, receive), send)
             return
         scope["route"] = ROUTE
         try:
@@ -98,9 +91,7 @@ class ScanFastPath:
             await problem_response(exc)(scope, receive, send)
             return
         ScanFastPath.answered += 1
-        answer = taken.model_dump_json().encode()
-        await send({"type": "http.response.start", "status": 201, "headers": _JSON_HEADERS})
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, 201, taken.model_dump_json().encode())
 
 
 def _cached_principal(scope: Scope, admin_token: str | None, cache: TokenCache) -> Principal | None:
@@ -111,29 +102,6 @@ def _cached_principal(scope: Scope, admin_token: str | None, cache: TokenCache) 
         return None
     known, principal = known_principal(token, admin_token, cache)
     return principal if known else None
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
-    """The whole body (a scan's is a few hundred bytes; the body limit outside caps
-    it), and the messages it came in, to hand on unchanged."""
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            break
-    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"), messages
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
 
 
 def install(app: Any) -> None:
