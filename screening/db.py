@@ -378,6 +378,15 @@ async def release_connection(session: AsyncSession) -> None:
     await session.commit()
 
 
+@asynccontextmanager
+async def lent(session: AsyncSession) -> AsyncIterator[Db]:
+    """The request's session for a block, its connection given back to the pool when
+    the block ends well (:func:`release_connection`); on an error the request's own
+    rollback ends it, as always. Used like :func:`request_connection`."""
+    yield session
+    await release_connection(session)
+
+
 async def raw_connection(session: Db) -> Any:
     """The asyncpg connection under ``session``, inside the session's transaction.
 

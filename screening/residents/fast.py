@@ -44,9 +44,9 @@ class QueryFastPath:
         scope["route"] = ROUTE
         QueryFastPath.answered += 1
         client = scope["client"][0] if scope.get("client") else "unknown"
+        app = scope["app"]
         try:
-            async with request_connection(scope["app"]) as db:
-                answer = await answer_query(db, scope["app"].state, client, ask)
+            answer = await answer_query(lambda: request_connection(app), app.state, client, ask)
         except AppError as exc:
             await problem_response(exc)(scope, receive, send)
             return

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -24,7 +24,7 @@ from limits.storage import storage_from_string
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from screening.db import driver_connection
+from screening.db import Db, driver_connection
 from screening.errors import TooManyRequests
 
 POSTGRESQL = "postgresql"
@@ -32,15 +32,17 @@ WINDOW_SECONDS = 60
 
 
 class FailureLimiter(Protocol):
-    async def retry_after(self, client: str) -> int | None:
-        """Seconds to wait when ``client`` has used up its failures, else None."""
+    async def retry_after(self, client: str, db: Db | None = None) -> int | None:
+        """Seconds to wait when ``client`` has used up its failures, else None (on
+        ``db``, the request's connection, when the count is in the database: a
+        request never holds one pooled connection while waiting for a second)."""
 
     async def record_failure(self, client: str) -> None: ...
 
 
-async def admit(limiter: FailureLimiter, client: str) -> None:
+async def admit(limiter: FailureLimiter, client: str, db: Db | None = None) -> None:
     """Refuse (429, Retry-After) a client that has used up its failures."""
-    wait = await limiter.retry_after(client)
+    wait = await limiter.retry_after(client, db)
     if wait is not None:
         raise TooManyRequests("尝试次数过多，请稍后再试。", retry_after=wait)
 
@@ -73,14 +75,17 @@ class PostgresFailureLimiter:
         self.engine = engine
         self.per_minute = per_minute
 
-    async def retry_after(self, client: str) -> int | None:
+    async def retry_after(self, client: str, db: Db | None = None) -> int | None:
         # on the driver connection, outside a transaction: one round trip, not three
-        async with self.engine.connect() as conn:
-            raw = await driver_connection(conn)
-            seconds = await raw.fetchval(
-                BLOCKING, client_key(client), WINDOW_SECONDS, self.per_minute - 1
-            )
+        if db is not None:
+            seconds = await self._blocking(await driver_connection(db), client)
+        else:
+            async with self.engine.connect() as conn:
+                seconds = await self._blocking(await driver_connection(conn), client)
         return None if seconds is None else max(1, math.ceil(float(seconds)))
+
+    async def _blocking(self, raw: Any, client: str) -> Any:
+        return await raw.fetchval(BLOCKING, client_key(client), WINDOW_SECONDS, self.per_minute - 1)
 
     async def record_failure(self, client: str) -> None:
         # its own transaction: the request's is rolled back with the 404 it answers
@@ -95,7 +100,7 @@ class LimitsFailureLimiter:
         self.item = RateLimitItemPerMinute(per_minute)
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
-    async def retry_after(self, client: str) -> int | None:
+    async def retry_after(self, client: str, db: Db | None = None) -> int | None:
         key = client_key(client)
         if await self.limiter.test(self.item, key):
             return None

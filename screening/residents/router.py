@@ -5,7 +5,7 @@ from fastapi import APIRouter, File, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from screening.auth import AdminOnly, AdminOrSampler
-from screening.db import DbSession, HeavySession
+from screening.db import DbSession, HeavySession, lent
 from screening.errors import AppError, NotFound
 from screening.privacy import Vault
 from screening.residents import census, query, service
@@ -137,4 +137,4 @@ async def query_results(body: ResultQuery, request: Request, session: DbSession)
     lab and the report time in the deployment's zone (no token). The ordinary query is
     answered by ``screening.residents.fast.QueryFastPath`` with the same function."""
     client = request.client.host if request.client else "unknown"
-    return await query.answer_query(session, request.app.state, client, body)
+    return await query.answer_query(lambda: lent(session), request.app.state, client, body)
