@@ -66,7 +66,11 @@ from screening.residents.service import (
 
 log = logging.getLogger(__name__)
 
-IMPORT_BATCH = 2_000
+IMPORT_BATCH = 500
+"""Lines a batch. Smaller batches are smaller stalls for a scan that lands on one (the
+insert's index work, its arrays encoded on the event loop): at 2,000 lines a batch the
+scans' p99 during a 300,000-line import was 27-30 ms, at 500 it was 21-22 ms (10 ms
+without an import; bench/README.md), for an import about 20% slower."""
 WORKER_NICENESS = 10
 T = TypeVar("T")
 
