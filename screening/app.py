@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from screening.limits import BodySizeLimit, HeavyWork, StorableUrl
 from screening.metrics import instrument_pool
 from screening.observability import configure_logging, install_observability
 from screening.observability import router as operations_router
-from screening.privacy import load_vault
+from screening.privacy import Vault, load_vault
 from screening.progress.router import router as progress_router
 from screening.reference.router import router as reference_router
 from screening.residents.fast import install as install_query_fast_path
@@ -54,6 +55,26 @@ API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
 
 
+async def _hash_passports(engine: AsyncEngine, vault: Vault) -> bool:
+    """Fill in the look-up hash of passports stored before migration 0012; False when
+    the database could not be reached (the service starts anyway)."""
+    try:
+        filled = await backfill_passport_numbers(engine, vault)
+    except Exception as exc:  # only the type: a statement's error can quote its values
+        log.warning("passport numbers not hashed yet (%s); trying again", type(exc).__name__)
+        return False
+    if filled:
+        log.info("passport numbers hashed for look-up", extra={"residents": filled})
+    return True
+
+
+async def _hash_passports_until_done(engine: AsyncEngine, vault: Vault) -> None:
+    for _ in itertools.count():
+        await anyio.sleep(5)
+        if await _hash_passports(engine, vault):
+            return
+
+
 def _bind_engine(app: FastAPI, engine: AsyncEngine) -> None:
     settings: Settings = app.state.settings
     app.state.engine = engine
@@ -76,12 +97,12 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         db = engine or make_engine(await resolve_database_url(settings), settings)
         _bind_engine(app, db)
         try:
-            filled = await backfill_passport_numbers(db, app.state.vault)
-            if filled:
-                log.info("passport numbers hashed for look-up", extra={"residents": filled})
+            hashed = await _hash_passports(db, app.state.vault)
             # per process: the token revocation check; among all processes: one
             # overdue sweeper (the live feed's poller starts with its first listener)
             async with anyio.create_task_group() as background:
+                if not hashed:
+                    background.start_soon(_hash_passports_until_done, db, app.state.vault)
                 background.start_soon(watch_revocations, db, app.state.token_cache)
                 background.start_soon(run_sweeper, db, settings)
                 background.start_soon(run_feed_worker, app.state.sessionmaker, settings)

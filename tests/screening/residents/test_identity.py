@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from stdnum.cn import ric
 
+from screening.app import create_app
 from screening.privacy import load_vault
 from screening.residents.identity import (
     InvalidIdNumber,
@@ -429,3 +431,18 @@ class TestNoIdNumberIsA5xx:
             files={"file": ("c.csv", census(*lines))},
         )
         assert r.status_code < 500, r.text
+
+
+async def test_a_process_starting_without_its_database_still_starts(settings, caplog):
+    """The passport back-fill runs as a process starts; with the database out of reach
+    the process starts anyway (as it always did) and tries again in the background."""
+    unreachable = create_async_engine(
+        "postgresql+asyncpg://nobody@127.0.0.1:1/none", connect_args={"timeout": 1}
+    )
+    app = create_app(settings, engine=unreachable)
+    try:
+        async with app.router.lifespan_context(app):
+            pass
+    finally:
+        await unreachable.dispose()
+    assert "passport numbers not hashed yet" in caplog.text
