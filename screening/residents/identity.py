@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pycountry
 from stdnum.cn import ric
@@ -85,6 +85,13 @@ def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def latest_today() -> date:
+    """Today's date where it is latest on Earth (UTC+14): a baby born today in Shanghai
+    is not refused as born in the future by a server whose clock says UTC, where it is
+    still yesterday until 08:00 Shanghai time."""
+    return (datetime.now(UTC) + timedelta(hours=14)).date()
+
+
 def check_prc_id(number: str, *, today: date | None = None) -> str:
     """The PRC resident ID (or HK/Macau/Taiwan residence permit) in canonical form."""
     if len(number) != 18:
@@ -97,7 +104,7 @@ def check_prc_id(number: str, *, today: date | None = None) -> str:
         born = ric.get_birth_date(number)
     except ValidationError:
         raise InvalidIdNumber("居民身份证号码第7至14位的出生日期不存在，请核对。") from None
-    if not EARLIEST_BIRTH <= born <= (today or date.today()):
+    if not EARLIEST_BIRTH <= born <= (today or latest_today()):
         raise InvalidIdNumber("居民身份证号码中的出生日期不合理（晚于今天或过早），请核对。")
     if ric.calc_check_digit(number) != number[17]:
         raise InvalidIdNumber("居民身份证号码校验位不对，可能有一位输错，请逐位核对。")

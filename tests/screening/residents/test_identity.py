@@ -5,7 +5,7 @@ ID number ever a 5xx (registration, the query, the census)."""
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -95,12 +95,14 @@ class TestPrcIdRules:
             (prc("990000", "19800101"), "省级行政区代码"),
             (prc("000000", "19800101"), "省级行政区代码"),
             (prc("310115", "19800230"), "出生日期不存在"),
-            (prc("310115", (date.today() + timedelta(days=1)).strftime("%Y%m%d")), "不合理"),
+            # two days ahead: "today" is where it is latest on Earth (UTC+14), and the
+            # parameters are made when the tests are collected, maybe before midnight
+            (prc("310115", (date.today() + timedelta(days=2)).strftime("%Y%m%d")), "不合理"),
             (wrong_check(prc("310115", "19800101")), "校验位"),
             ("31011519800101", "18位"),
             ("3101151980010100A1", "前17位"),
         ],
-        ids=["no province 99", "no province 00", "30 February", "born tomorrow", "check digit",
+        ids=["no province 99", "no province 00", "30 February", "born in 2 days", "check digit",
              "short", "letter inside"],
     )  # fmt: skip
     async def test_a_wrong_number_is_refused_in_chinese(self, scene, id_number, why):
@@ -108,6 +110,13 @@ class TestPrcIdRules:
         assert (r.status_code, r.json()["type"]) == (422, "invalid-id-number")
         assert why in r.json()["detail"]
         assert r.json()["errors"][0]["loc"] == ["body", "id_number"]
+
+    async def test_a_baby_born_today_in_shanghai_registers_on_a_utc_server(self, scene):
+        """At 00:30 in Shanghai it is still yesterday in UTC: the birth date is not in
+        the future for the service, whatever zone its clock keeps."""
+        shanghai = datetime.now(UTC) + timedelta(hours=8)
+        r = await scene.post("/residents", person(prc("310115", f"{shanghai:%Y%m%d}")))
+        assert r.status_code == 201, r.text
 
     def test_full_width_digits_from_a_chinese_keyboard_read_as_digits(self):
         number = prc("310115", "19800101")
