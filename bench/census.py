@@ -31,14 +31,14 @@ import json
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import psutil
-from service import running_service
+from service import day_round, running_service
 from sqlalchemy.engine import make_url
 from stdnum.cn import ric
 
@@ -130,15 +130,7 @@ async def seed(client: httpx.AsyncClient, admin: dict[str, str], people: int) ->
     )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
-    now = datetime.now(UTC)
-    round_body = {
-        "name": "bench",
-        "pool_size": 10,
-        "districts": ["B1"],
-        "starts_at": now.isoformat(),
-        "deadline": (now + timedelta(hours=24)).isoformat(),
-    }
-    round_id = (await ok("/rounds", round_body))["id"]
+    round_id = (await ok("/rounds", day_round("bench", "B1")))["id"]
     issued = await ok(
         f"/rounds/{round_id}/barcodes", {"sampling_point": "BP1", "count": people // 10 + 10}
     )

@@ -11,9 +11,9 @@ import asyncio
 import io
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 
 import httpx
+from service import day_round  # beside this script
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -90,17 +90,7 @@ async def seed(
     )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
-    now = datetime.now(UTC)
-    rnd = await ok(
-        "/rounds",
-        {
-            "name": "bench",
-            "pool_size": 10,
-            "districts": ["B1"],
-            "starts_at": now.isoformat(),
-            "deadline": (now + timedelta(hours=24)).isoformat(),
-        },
-    )
+    rnd = await ok("/rounds", day_round("bench", "B1"))
     barcodes: list[str] = []
     while len(barcodes) < tubes:
         issued = await ok(

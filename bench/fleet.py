@@ -48,12 +48,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from service import day_round  # beside this script
 
 from lab_io import synthetic
 from screening.demo import synthetic_prc_id
@@ -366,18 +367,7 @@ async def seed(client: httpx.AsyncClient, residents: int, points: int, lab_tubes
     by_line = {c["line"]: c["resident_code"] for c in r.json()["codes"]}
     people = [(by_line[i + 2], n, f"演练居民{i}") for i, n in enumerate(ids)]
     now = datetime.now(UTC)
-    round_id = (
-        await ok(
-            "/rounds",
-            {
-                "name": "fleet",
-                "pool_size": 10,
-                "districts": ["F1"],
-                "starts_at": now.isoformat(),
-                "deadline": (now + timedelta(hours=24)).isoformat(),
-            },
-        )
-    )["id"]
+    round_id = (await ok("/rounds", day_round("fleet", "F1")))["id"]
     barcodes: dict[str, list[str]] = {}
     tokens: dict[str, dict[str, str]] = {}
     per_point = (residents - lab_tubes * 10) // 10 // points + 20

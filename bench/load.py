@@ -44,13 +44,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import scan_profile as profile  # beside this script
+from service import day_round
 
 from screening.db import drop_database, ensure_database, with_database
 from screening.demo import synthetic_prc_id
@@ -64,6 +65,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def pace_at(connections: int, flat_out: dict[str, Any]) -> int:
+    """The pause (ms) between one connection's requests that aims the load at 80% of
+    ``flat_out``'s rate: a connection's cycle is its pause plus the answer's latency
+    (the achieved fraction is printed by the callers, not assumed)."""
+    cycle_ms = connections * 1000 / (0.8 * flat_out["rate"])
+    return max(1, round(cycle_ms - 0.6 * flat_out["p50_ms"]))
 
 
 def wrk(
@@ -148,15 +157,7 @@ async def seed(client: httpx.AsyncClient, args: argparse.Namespace) -> dict[str,
     )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
-    now = datetime.now(UTC)
-    body = {
-        "name": "bench",
-        "pool_size": 10,
-        "districts": ["B1"],
-        "starts_at": now.isoformat(),
-        "deadline": (now + timedelta(hours=24)).isoformat(),
-    }
-    round_id = (await ok("/rounds", body))["id"]
+    round_id = (await ok("/rounds", day_round("bench", "B1")))["id"]
     clerks_a_point = -(-args.clerks // args.points)
     per_point = clerks_a_point * (args.residents // args.clerks // 10) + 20
     barcodes: dict[str, list[str]] = {}
@@ -290,10 +291,7 @@ async def measure(
         base, args.clerks, args.seconds, "scan_load.lua", {"BENCH_DIR": str(folder / "max")}
     )
     scans["cpu"] = split.stop()  # type: ignore[assignment]
-    # a clerk's cycle is its pause plus the answer's latency: aim the cycle at 80% of the
-    # flat-out rate (the achieved fraction is printed, not assumed)
-    cycle_ms = args.clerks * 1000 / (0.8 * scans["rate"])
-    pace_ms = max(1, round(cycle_ms - 0.6 * scans["p50_ms"]))
+    pace_ms = pace_at(args.clerks, scans)
     paced = wrk(
         base,
         args.clerks,

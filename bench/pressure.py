@@ -36,7 +36,7 @@ import psutil
 from closed_loop import drive, percentile
 from closed_loop import seed as seed_round
 from ingest import plate_layout, seed, write_lis_csv
-from load import wrk
+from load import pace_at, wrk
 from service import asyncpg_dsn, running_service
 
 QUERY_SECONDS = 6  # twice (flat out, paced) within a 210,000-tube ingestion (14-18 s here)
@@ -81,10 +81,9 @@ async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> di
     out["query"] = await asyncio.to_thread(
         wrk, svc.base, concurrency, QUERY_SECONDS, "query_load.lua", env
     )
-    # then paced at about 80% of that rate (a phone's cycle is its pause plus the
-    # answer's latency, as bench/load.py paces its clerks): the p99 below saturation
-    cycle_ms = concurrency * 1000 / (0.8 * out["query"]["rate"])
-    pace_ms = max(1, round(cycle_ms - 0.6 * out["query"]["p50_ms"]))
+    # then paced at about 80% of that rate, as bench/load.py paces its clerks: the p99
+    # below saturation
+    pace_ms = pace_at(concurrency, out["query"])
     out["query_paced"] = await asyncio.to_thread(
         wrk,
         svc.base,

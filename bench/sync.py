@@ -43,7 +43,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ import asyncpg
 import httpx
 import orjson
 from load import ADMIN, H, census, measure_sync  # beside this script
-from service import running_service
+from service import day_round, running_service
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -98,19 +98,7 @@ async def seed(client: httpx.AsyncClient, batches: int) -> dict[str, Any]:
     )
     r.raise_for_status()
     codes = [c["resident_code"] for c in r.json()["codes"]]
-    now = datetime.now(UTC)
-    round_id = (
-        await ok(
-            "/rounds",
-            {
-                "name": "sync bench",
-                "pool_size": 10,
-                "districts": ["B1"],
-                "starts_at": now.isoformat(),
-                "deadline": (now + timedelta(hours=24)).isoformat(),
-            },
-        )
-    )["id"]
+    round_id = (await ok("/rounds", day_round("sync bench", "B1")))["id"]
     issued = await ok(
         f"/rounds/{round_id}/barcodes", {"sampling_point": POINT, "count": 500 * batches + 10}
     )

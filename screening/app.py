@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,7 +68,7 @@ async def _hash_passports(engine: AsyncEngine, vault: Vault) -> bool:
 
 
 async def _hash_passports_until_done(engine: AsyncEngine, vault: Vault) -> None:
-    for _ in itertools.count():
+    while True:
         await anyio.sleep(5)
         if await _hash_passports(engine, vault):
             return
