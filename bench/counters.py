@@ -3,12 +3,12 @@
     .venv/bin/python bench/counters.py [--scans 3000] [--rounds 5] [--batch 5000]
 
 On a fresh database (SCREENING_DATABASE_URL's server, else an embedded one) migrated
-to head, times the scan statement the service runs (``UPDATE tubes ... RETURNING``
-feeding ``INSERT INTO samples``, one transaction a scan, ten people a tube, one
-connection, ``synchronous_commit`` off so the disk does not drown the statements' own
-work) and one sync-sized ``INSERT INTO samples`` of ``--batch`` rows, under
-three trigger set-ups, interleaved ``--rounds`` times so the machine's noise falls on
-all three alike:
+to 0012 (the last revision with these triggers apart), times the scan statement the
+service then ran (``UPDATE tubes ... RETURNING`` feeding ``INSERT INTO samples``, one
+transaction a scan, ten people a tube, one connection, ``synchronous_commit`` off so
+the disk does not drown the statements' own work) and one sync-sized ``INSERT INTO
+samples`` of ``--batch`` rows, under three trigger set-ups, interleaved ``--rounds``
+times so the machine's noise falls on all three alike:
 
 - ``none``: every counter trigger disabled (the baseline);
 - ``0004``: the counters of migration 0004 (samples counted, not people);
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import asyncpg
 
-from screening.db import drop_database, ensure_database, migrate_engine, with_database
+from screening.db import drop_database, ensure_database, migrate, with_database
 
 VERSIONS = Path(__file__).parents[1] / "screening/migrations/versions"
 
@@ -182,7 +182,8 @@ async def main(args: argparse.Namespace) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         engine = create_async_engine(url)
-        await migrate_engine(engine)
+        async with engine.begin() as migrating:  # 0013 merged the tube triggers compared here
+            await migrate(migrating, "0012")
         await engine.dispose()
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
         people_needed = args.rounds * 3 * (args.scans + args.batch) + 300

@@ -118,6 +118,54 @@ class TestProgress:
         assert lab["turnaround_hours"] == {"p50": 0.08, "p95": 0.08}
         assert body["turnaround_hours"] == {"p50": 0.08, "p95": 0.08}
 
+    async def test_a_tube_update_is_kept_whatever_it_moves_and_a_count_alone_writes_nothing(
+        self, scene, db_session
+    ):
+        """One trigger keeps the counters and the feed marks on a tube's update
+        (migration 0013) and leaves at once when the update moved nothing they keep: a
+        scan counting a swab into an open tube. Each kept column moved alone still
+        counts."""
+        tube = scene.barcodes["P1"][0]
+        await scene.fill(tube, [0, 1])
+        lab = await db_session.scalar(text("SELECT id FROM labs WHERE code = 'L1'"))
+
+        async def update(change: str) -> None:
+            await db_session.execute(
+                text(f"UPDATE tubes SET {change} WHERE barcode = :b"), {"b": tube, "lab": lab}
+            )
+
+        async def kept() -> tuple[int, list[object]]:
+            marks = await db_session.scalar(
+                text(
+                    "SELECT count(*) FROM feed_marks f JOIN tubes t ON t.serial = f.tube_serial"
+                    " WHERE t.barcode = :b"
+                ),
+                {"b": tube},
+            )
+            counts = await db_session.execute(
+                text("SELECT * FROM progress_counts ORDER BY round_id, sampling_point_id, lab_id")
+            )
+            return marks, [tuple(row) for row in counts]
+
+        before = await kept()
+        await update("count = count")
+        assert await kept() == before
+        await update("lab_id = :lab")  # only the lab: the open tube moves to its lab's row
+        marks, counts = await kept()
+        assert marks == before[0]
+        assert counts != before[1]
+        open_at_lab = await db_session.scalar(
+            text("SELECT open FROM progress_counts WHERE lab_id = :lab"), {"lab": lab}
+        )
+        assert open_at_lab == 1
+        await update("result_version = 1")  # only the version: a mark for the feed
+        assert (await kept())[0] == before[0] + 1
+        await update("result_call = 'negative'")  # only the call
+        await assert_counters_hold(scene, db_session)
+        await update("state = 'sealed'")  # only the state
+        await assert_counters_hold(scene, db_session)
+        assert (await kept())[0] == before[0] + 3
+
     async def test_late_boxes_are_counted_where_they_come_from_and_go(self, scene, db_session):
         tube = scene.barcodes["P1"][0]
         await scene.fill(tube, [0])
