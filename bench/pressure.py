@@ -1,6 +1,6 @@
 """Issue 6's remaining load figures, each against a baseline taken in the same run:
 
-    .venv/bin/python bench/pressure.py [--concurrency 32] [--soak-seconds 600]
+    .venv/bin/python bench/pressure.py [--concurrency 32] [--soak-seconds 600] [--profile]
 
 1. Resident queries/s (POST /results/query, wrk, bench/query_load.lua) at
    ``--concurrency`` while a 210,000-tube lab-day file is being ingested, with p50/p99,
@@ -27,12 +27,14 @@ import json
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import psutil
+import scan_profile as profile  # beside this script
 from closed_loop import drive, percentile
 from closed_loop import seed as seed_round
 from ingest import plate_layout, seed, write_lis_csv
@@ -42,9 +44,14 @@ from service import asyncpg_dsn, running_service
 QUERY_SECONDS = 6  # twice (flat out, paced) within a 210,000-tube ingestion (14-18 s here)
 
 
-async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> dict[str, Any]:
+async def queries_during_ingestion(
+    svc: Any, concurrency: int, tubes: int, spy: bool = False
+) -> dict[str, Any]:
     """With wrk at ``concurrency`` connections: /healthz for 10 s (baseline), resident
-    queries for 10 s alone, then for ``QUERY_SECONDS`` while a lab-day file ingests."""
+    queries for 10 s alone, then for ``QUERY_SECONDS`` while a lab-day file ingests;
+    each phase with the CPU it cost the service, PostgreSQL and wrk. With ``spy``,
+    py-spy records the service during the paced phase (whose figure it then weighs on,
+    a little: py-spy samples without stopping the process)."""
     folder = Path(tempfile.mkdtemp(prefix="screening-pressure-"))
     labday = folder / "labday.csv"
     write_lis_csv(labday, plate_layout(tubes))
@@ -69,23 +76,25 @@ async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> di
         )
     )
     env = {"BENCH_DIR": str(folder), "BENCH_THREADS": str(concurrency)}
-    out["healthz"] = await asyncio.to_thread(
-        wrk, svc.base + "/healthz", concurrency, 10, "plain_load.lua", {}
-    )
-    out["query_alone"] = await asyncio.to_thread(
-        wrk, svc.base, concurrency, 10, "query_load.lua", env
-    )
+    split = profile.CpuSplit()
+
+    async def measured(*args: Any) -> dict[str, Any]:
+        split.start(svc.pid)
+        figure: dict[str, Any] = await asyncio.to_thread(wrk, *args)
+        figure["cpu"] = split.stop()
+        return figure
+
+    out["healthz"] = await measured(svc.base + "/healthz", concurrency, 10, "plain_load.lua", {})
+    out["query_alone"] = await measured(svc.base, concurrency, 10, "query_load.lua", env)
     uploading = asyncio.create_task(_upload(svc, labday))
     await asyncio.sleep(0.5)  # the file is on its way in
     started = time.perf_counter()
-    out["query"] = await asyncio.to_thread(
-        wrk, svc.base, concurrency, QUERY_SECONDS, "query_load.lua", env
-    )
+    out["query"] = await measured(svc.base, concurrency, QUERY_SECONDS, "query_load.lua", env)
     # then paced at about 80% of that rate, as bench/load.py paces its clerks: the p99
     # below saturation
     pace_ms = pace_at(concurrency, out["query"])
-    out["query_paced"] = await asyncio.to_thread(
-        wrk,
+    spying = profile.start_py_spy(svc.pid, QUERY_SECONDS, folder / "py-spy.txt") if spy else None
+    out["query_paced"] = await measured(
         svc.base,
         concurrency,
         QUERY_SECONDS,
@@ -93,6 +102,9 @@ async def queries_during_ingestion(svc: Any, concurrency: int, tubes: int) -> di
         {**env, "BENCH_PACE_MS": str(pace_ms)},
     )
     out["query_paced"]["pace_ms"] = pace_ms
+    if spying is not None:
+        await asyncio.to_thread(spying.wait)
+        out["py_spy"] = profile.summarize_py_spy(folder / "py-spy.txt", QUERY_SECONDS)
     # the figure counts only if the ingestion lasted the whole wrk run
     out["upload_still_running"] = not uploading.done()
     out["upload_status"] = (await uploading).status_code
@@ -302,6 +314,9 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--skip-queries", action="store_true")
     parser.add_argument("--only-queries", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on the service during the paced queries"
+    )
     parser.add_argument("--uploads", type=int, default=0, help="run part 4 only, with N files")
     parser.add_argument("--upload-mb", type=int, default=15)
     parser.add_argument("--scan-workers", type=int, default=8)
@@ -332,7 +347,9 @@ def main() -> None:
         return
     if not args.skip_queries:
         with running_service() as svc:
-            q = asyncio.run(queries_during_ingestion(svc, args.concurrency, args.tubes))
+            q = asyncio.run(
+                queries_during_ingestion(svc, args.concurrency, args.tubes, args.profile)
+            )
         h, a, f, z = q["healthz"], q["query_alone"], q["query"], q["query_paced"]
         for name, x in (
             ("healthz (baseline)", h),
@@ -345,12 +362,16 @@ def main() -> None:
                 f"  p99 {x['p99_ms']:.1f} ms  not 200: {x['refused']:.0f}"
                 f"  socket errors {x['socket_errors']:.0f}"
             )
+            profile.show_cpu(x["cpu"], x["requests"])
         print(
             f"  ratio query (during the upload) / healthz: {q['ratio']:.2f};"
             f" paced at {z['rate'] / f['rate']:.2f} of the flat-out rate;"
             f" upload {q['upload_status']} after {q['upload_seconds']:.1f} s,"
             f" still running when wrk stopped: {q['upload_still_running']}"
         )
+        if "py_spy" in q:
+            print("the service during the paced queries (the ingestion running beside them):")
+            profile.show(q["py_spy"], [], Counter())
     if args.only_queries:
         return
     with running_service() as svc:
