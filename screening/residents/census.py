@@ -27,7 +27,9 @@ What a clerk's scan, answered by the same process during a big import, must not 
   entries each and their WAL; a scan's commit waits for the WAL before it, the import's
   included. ``SCREENING_CENSUS_DUTY`` paces the import: after each batch it rests
   (1 - duty) / duty times as long as the batch took, so it takes at most that share of
-  the wall time, and a slower batch (a busy machine) earns a longer rest.
+  the wall time, and a slower batch (a busy machine) earns a longer rest. The worker
+  checks the next batch during that rest, not while PostgreSQL stores this one: on two
+  cores the import then holds one at a time, and the scans keep the other.
 """
 
 from __future__ import annotations
@@ -292,7 +294,8 @@ async def import_census(
     reason (an ID number under another name: ``identity-conflict``).
 
     A file larger than ``process_above_bytes`` is checked and sealed in a worker
-    process, one batch ahead of the insert (pipelined); a smaller one in a thread.
+    process, a smaller one in a thread; one batch ahead of the insert: while the import
+    rests after a batch, or (flat out) while the batch is stored.
     ``duty`` paces the batches (``Pacer``); ``sleep`` is how it rests.
     """
     started = time.monotonic()
@@ -335,12 +338,18 @@ async def import_census(
             batch = await pending
             if batch.unreadable is not None:
                 raise UnreadableFile(batch.unreadable)
-            pending = await next_batch()
+            if duty >= 1:  # flat out: the next batch is checked while this one is stored
+                pending = await next_batch()
             answers = await store_columns(session, batch.params) if batch.roll.lines else None
             tally.add(await offload(count_batch, vault, batch.roll, answers))
             batches += 1
-            if pending is not None:
-                await pacer.rest()
+            if duty < 1:
+                # paced: the next batch is checked while the import rests, never while
+                # PostgreSQL stores this one, so the import holds one core at a time and
+                # scans keep the other (bench/README.md: their p99 during a census)
+                pending = await next_batch()
+                if pending is not None:
+                    await pacer.rest()
     finally:
         if pending is not None and not pending.done():
             pending.cancel()

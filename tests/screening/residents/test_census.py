@@ -3,6 +3,7 @@ and the pacing."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -10,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from screening.errors import UnreadableFile
+from screening.residents import census
 from screening.residents.census import IMPORT_BATCH, Pacer, exit_when_orphaned, import_census
 from screening.residents.census_csv import (
     MAX_RECORD_BYTES,
@@ -112,6 +115,39 @@ class TestAnImportRestsBetweenBatches:
         tally = await import_census(db_session, app.state.vault, raw, duty=0.5, sleep=sleep)
         assert tally.created == 2 * IMPORT_BATCH + 10
         assert len(rests) == 2 and all(rest > 0 for rest in rests)
+
+    async def test_a_paced_import_checks_the_next_batch_while_it_rests_not_while_it_stores(
+        self, app, scene, db_session, monkeypatch
+    ):
+        """The check of a batch (the worker's core) never runs while PostgreSQL stores
+        the one before (another core): the import holds one core at a time."""
+        events: list[str] = []
+        real_check, real_store = census.check_chunk, census.store_columns
+
+        def check(*args: Any) -> Any:
+            events.append("check")
+            checked = real_check(*args)
+            events.append("checked")
+            return checked
+
+        async def store(*args: Any) -> Any:
+            events.append("store")
+            stored = await real_store(*args)
+            events.append("stored")
+            return stored
+
+        async def rest(seconds: float) -> None:
+            await asyncio.sleep(0.05)  # the next batch's check runs meanwhile
+
+        monkeypatch.setattr(census, "check_chunk", check)
+        monkeypatch.setattr(census, "store_columns", store)
+        lines = "".join(f"other,S{i:06d},居民{i},,D1\n" for i in range(2 * IMPORT_BATCH + 10))
+        raw = io.BytesIO(("id_type,id_number,name,phone,district\n" + lines).encode())
+        tally = await import_census(db_session, app.state.vault, raw, duty=0.5, sleep=rest)
+        assert tally.created == 2 * IMPORT_BATCH + 10
+        assert events.count("check") == events.count("store") == 3
+        stores = [i for i, event in enumerate(events) if event == "store"]
+        assert all(events[i + 1] == "stored" for i in stores), events
 
     async def test_a_full_speed_import_never_rests(self, app, scene, db_session):
         async def sleep(seconds: float) -> None:
