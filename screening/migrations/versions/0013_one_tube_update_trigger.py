@@ -8,7 +8,7 @@ Three statement triggers fired on every ``UPDATE tubes``: ``feed_mark_tubes`` (0
 Nine scans in ten only count one more swab into an open tube, which moves no state, lab,
 call or result version, so the three found nothing to do; but they ran eight statements
 over the transition tables to find that out, a quarter of PostgreSQL's CPU a scan
-(``bench/scan_parts.py``: 1,026 µs a scan with them, 751 µs with the three hollow).
+(``bench/scan_parts.py``, same run: 1,056 µs a scan with them, 808 µs with this one).
 
 One trigger, ``tubes_updated``, now runs their three bodies, verbatim and in the order
 the three fired (triggers on one event fire in name order, so the lock order is
