@@ -28,7 +28,8 @@ import asyncio
 import secrets
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,22 +168,34 @@ class Scans:
         return (self.cpu_ns() - cpu0) / n / 1e3, wall / n * 1e6
 
 
-ORIGINALS: dict[str, str] = {}
 HOLLOW = (
     "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql"
     " AS $$ BEGIN RETURN NULL; END $$"
 )
 
 
+@asynccontextmanager
+async def in_place(conn: asyncpg.Connection, set_up: SetUp) -> AsyncIterator[None]:
+    """The database as ``set_up`` has it for the block, and as deployed again after."""
+    originals = {
+        function: await conn.fetchval(
+            "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = $1", function
+        )
+        for function in set_up.hollow
+    }
+    await switched(conn, set_up, on=False)
+    try:
+        yield
+    finally:
+        for definition in originals.values():
+            await conn.execute(definition)
+        await switched(conn, set_up, on=True)
+
+
 async def switched(conn: asyncpg.Connection, set_up: SetUp, on: bool) -> None:
     action = "ENABLE" if on else "DISABLE"
-    for function in set_up.hollow:
-        if on:
-            await conn.execute(ORIGINALS[function])
-        else:
-            ORIGINALS[function] = await conn.fetchval(
-                "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = $1", function
-            )
+    if not on:
+        for function in set_up.hollow:
             await conn.execute(HOLLOW.format(function))
     for table, trigger in set_up.triggers_off:
         await conn.execute(f"ALTER TABLE {table} {action} TRIGGER {trigger}")
@@ -198,16 +211,6 @@ async def switched(conn: asyncpg.Connection, set_up: SetUp, on: bool) -> None:
                 " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
                 f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
             )
-
-
-async def measured(
-    conn: asyncpg.Connection, set_up: SetUp, run: Callable[[], Awaitable[tuple[float, float]]]
-) -> tuple[float, float]:
-    await switched(conn, set_up, on=False)
-    try:
-        return await run()
-    finally:
-        await switched(conn, set_up, on=True)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -228,12 +231,9 @@ async def main(args: argparse.Namespace) -> None:
                 figures: dict[str, list[tuple[float, float]]] = {s.name: [] for s in SET_UPS}
                 for round_no in range(args.rounds + 1):  # round 0 warms up, not counted
                     for set_up in SET_UPS:
-
-                        async def run(set_up: SetUp = set_up) -> tuple[float, float]:
+                        async with in_place(conn, set_up):
                             await scans.block(100, set_up)  # plans made afresh
-                            return await scans.block(args.scans, set_up)
-
-                        figure = await measured(conn, set_up, run)
+                            figure = await scans.block(args.scans, set_up)
                         if round_no:
                             figures[set_up.name].append(figure)
             finally:
