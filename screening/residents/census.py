@@ -324,6 +324,7 @@ async def import_census(
     census = await anyio.to_thread.run_sync(CensusFile, raw)
     tally = Tally()
     batches = 0
+    flat_out = duty >= 1  # never rests, so checks overlap with stores
     pending: asyncio.Future[Checked] | None = None
 
     async def next_batch() -> asyncio.Future[Checked] | None:
@@ -338,12 +339,12 @@ async def import_census(
             batch = await pending
             if batch.unreadable is not None:
                 raise UnreadableFile(batch.unreadable)
-            if duty >= 1:  # flat out: the next batch is checked while this one is stored
+            if flat_out:  # the next batch is checked while this one is stored
                 pending = await next_batch()
             answers = await store_columns(session, batch.params) if batch.roll.lines else None
             tally.add(await offload(count_batch, vault, batch.roll, answers))
             batches += 1
-            if duty < 1:
+            if not flat_out:
                 # paced: the next batch is checked while the import rests, never while
                 # PostgreSQL stores this one, so the import holds one core at a time and
                 # scans keep the other (bench/README.md: their p99 during a census)
