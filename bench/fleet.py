@@ -54,7 +54,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from service import day_round  # beside this script
+from service import day_round, screening_command  # beside this script
 
 from lab_io import synthetic
 from screening.demo import synthetic_prc_id
@@ -246,7 +246,7 @@ class Fleet:
         key = secrets.token_hex(32)  # one key for the fleet: every process reads every row
         migrate = {**self.app_env(0, key), "SCREENING_DATABASE_URL": self.url(self.primary)}
         subprocess.run(
-            [sys.executable, "-m", "screening.cli", "migrate"],
+            screening_command("migrate"),
             env=migrate,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -256,7 +256,7 @@ class Fleet:
             self.apps.append(port)
             log = (self.folder / f"app{k}.log").open("wb")
             self.processes[f"app{k}"] = subprocess.Popen(
-                [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
+                screening_command("serve", "--port", str(port)),
                 env=self.app_env(k, key),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -51,7 +51,7 @@ from typing import Any
 import asyncpg
 import httpx
 import scan_profile as profile  # beside this script
-from service import day_round
+from service import day_round, screening_command
 
 from screening.db import drop_database, ensure_database, with_database
 from screening.demo import synthetic_prc_id
@@ -412,7 +412,7 @@ def main() -> None:
         "SCREENING_ADMIN_TOKEN": ADMIN,
         "SCREENING_DATA_DIR": str(folder),
     }
-    command = [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)]
+    command = screening_command("serve", "--port", str(port))
     if args.workers:
         command += ["--workers", str(args.workers)]
     service = subprocess.Popen(

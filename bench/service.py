@@ -22,6 +22,15 @@ import httpx
 from screening.db import drop_database, ensure_database, with_database
 
 
+def screening_command(*args: str) -> list[str]:
+    """The command line of ``screening ARGS`` in this interpreter. ``-P``: the current
+    folder is not put first on the module path, so a ``PYTHONPATH`` pointing at another
+    checkout (an A/B against older code) is what the service runs. Without it, ``-m``
+    started from the project folder ran the working tree's service in both arms of
+    such an A/B (found in stop 14; bench/README.md says which figures it voids)."""
+    return [sys.executable, "-P", "-m", "screening.cli", *args]
+
+
 @dataclass(frozen=True)
 class Service:
     base: str  # http://127.0.0.1:PORT
@@ -92,7 +101,7 @@ def _serving(base_url: str, folder: Path, admin_token: str | None) -> Iterator[S
         "SCREENING_MAX_BODY_BYTES": str(4 << 30),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "screening.cli", "serve", "--port", str(port)],
+        screening_command("serve", "--port", str(port)),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=None if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL,
