@@ -56,11 +56,11 @@ log = logging.getLogger(__name__)
 YOUNG_GC_THRESHOLD = 20_000
 """Objects allocated (net of those freed) before the collector looks at the youngest
 generation; Python's default is 700. The objects of the requests in flight (32
-clerks' scans) passed 700 60-110 times a second: each time they moved to an older
-generation, died there, and set off a full collection every second or two, a 5-10 ms
-stall of every request in flight, and 30 ms of a core a second in all. At 20,000 a
-steady scan load set off no collection at all (bench/README.md, "The garbage collector
-under load"); cyclic garbage is still collected after 20,000 objects."""
+clerks' scans) passed 700 about 80 times a second: each time they moved to an older
+generation, died there, and set off a full collection every second or two, a stall of
+5-14 ms of every request in flight, and 30-37 ms of a core a second in all. At 20,000
+a steady scan load set off no collection at all (bench/README.md, "Stop 14", the
+garbage collector under load); cyclic garbage is still collected after 20,000 objects."""
 
 
 @contextmanager
