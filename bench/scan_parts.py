@@ -176,13 +176,17 @@ HOLLOW = (
 
 @asynccontextmanager
 async def in_place(conn: asyncpg.Connection, set_up: SetUp) -> AsyncIterator[None]:
-    """The database as ``set_up`` has it for the block, and as deployed again after."""
+    """The database as ``set_up`` has it for the block, and as deployed again after:
+    hollowed functions here (each put back from its own definition), triggers, foreign
+    keys and 0012's triggers in ``switched``."""
     originals = {
         function: await conn.fetchval(
             "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = $1", function
         )
         for function in set_up.hollow
     }
+    for function in originals:
+        await conn.execute(HOLLOW.format(function))
     await switched(conn, set_up, on=False)
     try:
         yield
@@ -194,9 +198,6 @@ async def in_place(conn: asyncpg.Connection, set_up: SetUp) -> AsyncIterator[Non
 
 async def switched(conn: asyncpg.Connection, set_up: SetUp, on: bool) -> None:
     action = "ENABLE" if on else "DISABLE"
-    if not on:
-        for function in set_up.hollow:
-            await conn.execute(HOLLOW.format(function))
     for table, trigger in set_up.triggers_off:
         await conn.execute(f"ALTER TABLE {table} {action} TRIGGER {trigger}")
     if set_up.replica:

@@ -6,8 +6,9 @@ start-up when this folder is on ``PYTHONPATH``:
 
 In every process whose command line says ``serve`` it times each collection
 (``gc.callbacks``) and writes, once a second, to ``$GC_PROBE_DIR/screening-gc-<pid>.log``
-(default ``/tmp``), one line per second that saw a collection: the second, then per
-generation (0, 1, 2) the collections, their milliseconds in all, and the longest.
+(default ``/tmp``), one line for every second since the process started (zeros where
+none ran, so a summary's seconds are the wall time): the second, then per generation
+(0, 1, 2) the collections, their milliseconds in all, and the longest.
 It changes nothing in the collector itself; to A/B older code put its checkout first:
 ``PYTHONPATH=/tmp/old:bench/gc_probe``.
 """
@@ -22,6 +23,7 @@ import time
 
 if "serve" in sys.argv:
     _out = os.path.join(os.environ.get("GC_PROBE_DIR", "/tmp"), f"screening-gc-{os.getpid()}.log")
+    _born = int(time.time())
     _started = [0.0]
     _seconds: dict[int, list[list[float]]] = {}  # second -> [counts, ms, longest ms]
 
@@ -41,9 +43,12 @@ if "serve" in sys.argv:
     def _write_every_second() -> None:
         while True:
             time.sleep(1)
+            none = [[0, 0, 0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
             lines = [
-                " ".join([str(second), *(f"{x:g}" for part in _seconds[second] for x in part)])
-                for second in sorted(_seconds)
+                " ".join(
+                    [str(second), *(f"{x:g}" for part in _seconds.get(second, none) for x in part)]
+                )
+                for second in range(_born, int(time.time()))
             ]
             with open(_out, "w") as out:
                 out.write("\n".join(lines) + "\n")

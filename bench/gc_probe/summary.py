@@ -14,7 +14,7 @@ from pathlib import Path
 def summarize(path: Path, skip: float) -> str:
     rows = [[float(x) for x in line.split()] for line in path.read_text().split("\n") if line]
     if not rows:
-        return f"{path}: no collection"
+        return f"{path}: empty (the process lived less than a second)"
     first = rows[0][0]
     kept = [row for row in rows if row[0] - first >= skip] or rows[-1:]
     seconds = kept[-1][0] - kept[0][0] + 1
