@@ -1,7 +1,7 @@
 """A city district's census import (issue 12), against a baseline taken in the same run:
 
     .venv/bin/python bench/census.py [--lines 1000000] [--scan-rate 40] [--baseline-seconds 20]
-                                     [--trace scans.json]
+                                     [--trace scans.json] [--pg-defaults]
 
 1. Writes a census CSV of ``--lines`` well-formed residents (PRC ID numbers with
    their check digits, names, phones, one district) to a temporary folder.
@@ -12,8 +12,10 @@
    ``--scan-rate`` a second for ``--baseline-seconds``: p50/p99.
 4. The same paced scans while the census is uploaded (streamed from disk) and
    imported by the same process: p50/p99 during the import, the import's wall time,
-   its lines a second, and the server's peak RSS (sampled every 0.2 s) against its
-   RSS before the upload.
+   its lines a second, the server's peak RSS (sampled every 0.2 s) against its
+   RSS before the upload, the WAL the import wrote and the checkpoints it set off.
+   The embedded server runs with the service's WAL settings (``screening.db``,
+   ``WAL_SETTINGS``); ``--pg-defaults`` leaves PostgreSQL's, for an A/B of them.
 
 The figure that matters is the ratio of the scans' p99 during the import to their
 p99 without it. With a few hundred scans a phase, p99 is the fifth-slowest scan, and
@@ -161,6 +163,23 @@ async def settle(db_url: str) -> None:
     await asyncio.sleep(2)
 
 
+async def wal_state(db_url: str) -> dict[str, int]:
+    """The server's WAL position (bytes) and how many checkpoints it has begun, timed
+    and requested (a requested one: WAL past ``max_wal_size``, or a CHECKPOINT)."""
+    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        lsn = await connection.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        if await connection.fetchval("SELECT to_regclass('pg_stat_checkpointer') IS NOT NULL"):
+            counts = "SELECT num_timed, num_requested FROM pg_stat_checkpointer"
+        else:  # before PostgreSQL 17
+            counts = "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
+        timed, requested = await connection.fetchrow(counts)
+        return {"wal_bytes": int(lsn), "timed": timed, "requested": requested}
+    finally:
+        await connection.close()
+
+
 class PeakRss:
     """The largest RSS of a process, sampled in a thread every ``every`` seconds."""
 
@@ -210,6 +229,7 @@ async def run(svc: Any, census: Path, rate: float, baseline_seconds: float) -> d
 
         out["baseline"] = await paced(rate, baseline_seconds, scan)
         rss_before = psutil.Process(svc.pid).memory_info().rss
+        wal_before = await wal_state(svc.db_url)
         with PeakRss(svc.pid) as peak:
             started = time.perf_counter()
             upload = asyncio.create_task(_upload(svc, census))
@@ -217,6 +237,7 @@ async def run(svc: Any, census: Path, rate: float, baseline_seconds: float) -> d
             response = await upload
             elapsed = time.perf_counter() - started
             out["during"] = await during
+        wal_after = await wal_state(svc.db_url)
         summary = response.json()
         out["import"] = {
             "status": response.status_code,
@@ -227,6 +248,9 @@ async def run(svc: Any, census: Path, rate: float, baseline_seconds: float) -> d
             "codes": len(summary["codes"]),
             "rss_before_mb": rss_before / 1e6,
             "rss_peak_mb": peak.peak / 1e6,
+            "wal_mb": (wal_after["wal_bytes"] - wal_before["wal_bytes"]) / 1e6,
+            "checkpoints_timed": wal_after["timed"] - wal_before["timed"],
+            "checkpoints_requested": wal_after["requested"] - wal_before["requested"],
         }
     return out
 
@@ -265,12 +289,17 @@ def main() -> None:
     parser.add_argument("--scan-rate", type=float, default=40)
     parser.add_argument("--baseline-seconds", type=float, default=20)
     parser.add_argument("--trace", type=Path, help="write each scan's start and latency here")
+    parser.add_argument(
+        "--pg-defaults",
+        action="store_true",
+        help="the embedded server at PostgreSQL's WAL defaults, not the service's",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="screening-census-"))
     census = folder / "census.csv"
     size = write_census(census, args.lines)
     print(f"census: {args.lines:,} lines, {size / 1e6:.1f} MB")
-    with running_service() as svc:
+    with running_service(pg_defaults=args.pg_defaults) as svc:
         out = asyncio.run(run(svc, census, args.scan_rate, args.baseline_seconds))
     b, d, i = out["baseline"], out["during"], out["import"]
     print(
@@ -279,6 +308,10 @@ def main() -> None:
         f" rejected {i['rejected']:,}, codes {i['codes']:,}"
     )
     print(f"server RSS: {i['rss_before_mb']:.0f} MB before, peak {i['rss_peak_mb']:.0f} MB")
+    print(
+        f"WAL during the import: {i['wal_mb']:,.0f} MB; checkpoints begun:"
+        f" {i['checkpoints_timed']} timed, {i['checkpoints_requested']} requested"
+    )
     print(
         f"scans at {args.scan_rate:.0f}/s without import: p50 {b['p50_ms']:.1f} ms,"
         f" p99 {b['p99_ms']:.1f} ms, errors {b['errors']};"

@@ -66,10 +66,30 @@ def start_embedded_server(data_dir: Path) -> str:
     _forget_dead_handles(pgdata)
     server = get_server(pgdata, cleanup_mode="stop")
     _embedded.append(server)
+    size_the_wal(server)
     return str(server.get_uri())
 
 
 _embedded: list[Any] = []
+
+WAL_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "30min"}
+"""The embedded server's checkpoints: at most one each half hour, or each 4 GB of WAL.
+
+After a checkpoint starts, the first change to each page writes the whole page into
+the WAL. A census import inserts into five indexes keyed at random, so nearly every
+row then writes a page, and a clerk's scan commits behind that WAL. At PostgreSQL's
+defaults (1 GB, 5 min) a 1,000,000-line import, writing about 1 GB of WAL, set off a
+checkpoint half way, and the scans' p99 doubled from that moment (bench/README.md,
+"A district's census while scans go on"). The cost: up to 4 GB of WAL on disk, and a
+longer replay after a crash. README.md says what an operator's own server needs."""
+
+
+def size_the_wal(server: Any) -> None:
+    """Apply ``WAL_SETTINGS`` to an embedded server (ALTER SYSTEM; a reload suffices)."""
+    statements = "".join(
+        f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in WAL_SETTINGS.items()
+    )
+    server.psql(statements + "SELECT pg_reload_conf();\n")
 
 
 def stop_embedded_server() -> None:

@@ -87,6 +87,9 @@ class TestEmbeddedServer:
             engine = create_async_engine(url)
             async with engine.connect() as conn:
                 assert await conn.scalar(text("SELECT current_database()")) == "screening"
+                # a census import's WAL must not set off a checkpoint half way
+                assert await conn.scalar(text("SHOW max_wal_size")) == "4GB"
+                assert await conn.scalar(text("SHOW checkpoint_timeout")) == "30min"
             await engine.dispose()
             assert (tmp_path / "pg" / "PG_VERSION").exists()
         finally:
