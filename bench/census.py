@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/census.py [--lines 1000000] [--scan-rate 40] [--baseline-seconds 20]
                                      [--trace scans.json] [--pg-defaults]
+                                     [--pg-setting NAME=VALUE ...]
 
 1. Writes a census CSV of ``--lines`` well-formed residents (PRC ID numbers with
    their check digits, names, phones, one district) to a temporary folder.
@@ -15,7 +16,8 @@
    its lines a second, the server's peak RSS (sampled every 0.2 s) against its
    RSS before the upload, the WAL the import wrote and the checkpoints it set off.
    The embedded server runs with the service's WAL settings (``screening.db``,
-   ``WAL_SETTINGS``); ``--pg-defaults`` leaves PostgreSQL's, for an A/B of them.
+   ``WAL_SETTINGS``); ``--pg-defaults`` leaves PostgreSQL's, and ``--pg-setting``
+   changes one on top, for an A/B of them.
 
 The figure that matters is the ratio of the scans' p99 during the import to their
 p99 without it. With a few hundred scans a phase, p99 is the fifth-slowest scan, and
@@ -294,12 +296,20 @@ def main() -> None:
         action="store_true",
         help="the embedded server at PostgreSQL's WAL defaults, not the service's",
     )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the embedded server on top of those (repeatable)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="screening-census-"))
     census = folder / "census.csv"
     size = write_census(census, args.lines)
     print(f"census: {args.lines:,} lines, {size / 1e6:.1f} MB")
-    with running_service(pg_defaults=args.pg_defaults) as svc:
+    settings = dict(setting.split("=", 1) for setting in args.pg_setting)
+    with running_service(pg_defaults=args.pg_defaults, pg_settings=settings) as svc:
         out = asyncio.run(run(svc, census, args.scan_rate, args.baseline_seconds))
     b, d, i = out["baseline"], out["during"], out["import"]
     print(

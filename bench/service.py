@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from screening.db import drop_database, ensure_database, size_the_wal, with_database
+from screening.db import apply_wal_settings, drop_database, ensure_database, with_database
 
 
 def screening_command(*args: str) -> list[str]:
@@ -48,12 +48,16 @@ def free_port() -> int:
 
 @contextmanager
 def database_server(
-    prefix: str = "screening-bench-", *, pg_defaults: bool = False
+    prefix: str = "screening-bench-",
+    *,
+    pg_defaults: bool = False,
+    pg_settings: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, Path]]:
     """SCREENING_DATABASE_URL's server, or an embedded PostgreSQL started in a fresh
     temporary folder; yields the server's URL and the folder, both gone afterwards.
-    The embedded server gets the service's WAL settings (``screening.db.size_the_wal``),
-    or with ``pg_defaults`` PostgreSQL's own, for an A/B of those settings."""
+    The embedded server gets the service's WAL settings (``screening.db.apply_wal_settings``),
+    or with ``pg_defaults`` PostgreSQL's own, then ``pg_settings`` (name: value) on
+    top, for an A/B of settings."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     server = None
     url = os.environ.get("SCREENING_DATABASE_URL")
@@ -62,7 +66,12 @@ def database_server(
 
         server = get_server(folder / "pg", cleanup_mode="delete")
         if not pg_defaults:
-            size_the_wal(server)
+            apply_wal_settings(server)
+        if pg_settings:
+            server.psql(
+                "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in pg_settings.items())
+                + "SELECT pg_reload_conf();\n"
+            )
         url = str(server.get_uri())
     try:
         yield url, folder
@@ -86,13 +95,16 @@ def day_round(name: str, district: str) -> dict[str, object]:
 
 @contextmanager
 def running_service(
-    admin_token: str | None = None, *, pg_defaults: bool = False
+    admin_token: str | None = None,
+    *,
+    pg_defaults: bool = False,
+    pg_settings: dict[str, str] | None = None,
 ) -> Iterator[Service]:
     """A fresh database (embedded, or on SCREENING_DATABASE_URL's server) and the
     service serving it on a free port, as `screening serve` runs for a user; its
-    admin token is ``admin_token`` (a fresh one when not given). ``pg_defaults``: see
-    ``database_server``."""
-    with database_server(pg_defaults=pg_defaults) as (base_url, folder):
+    admin token is ``admin_token`` (a fresh one when not given). ``pg_defaults``,
+    ``pg_settings``: see ``database_server``."""
+    with database_server(pg_defaults=pg_defaults, pg_settings=pg_settings) as (base_url, folder):
         yield from _serving(base_url, folder, admin_token)
 
 
