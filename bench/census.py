@@ -42,8 +42,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
-from service import day_round, running_service
-from sqlalchemy.engine import make_url
+from service import asyncpg_dsn, day_round, running_service
 from stdnum.cn import ric
 
 
@@ -154,8 +153,7 @@ async def settle(db_url: str) -> None:
     """Write the seeding's dirty pages out before the baseline: otherwise the kernel
     flushes them (30 s after they were written) into the baseline's scans, whose
     commits then wait behind that flush, and the baseline measures the seeding."""
-    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         await connection.execute("CHECKPOINT")
     except asyncpg.PostgresError as exc:  # not a superuser: say so, measure anyway
@@ -168,8 +166,7 @@ async def settle(db_url: str) -> None:
 async def wal_state(db_url: str) -> dict[str, int]:
     """The server's WAL position (bytes) and how many checkpoints it has begun, timed
     and requested (a requested one: WAL past ``max_wal_size``, or a CHECKPOINT)."""
-    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         lsn = await connection.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
         if await connection.fetchval("SELECT to_regclass('pg_stat_checkpointer') IS NOT NULL"):

@@ -46,6 +46,19 @@ def pids_serving(live, route: str, since: int = 0) -> set[int]:
     }
 
 
+async def in_both_workers(live, route: str, one_round, rounds: int = 5) -> int:
+    """Run ``one_round(n)`` (requests over new connections, each answer asserted) until
+    both workers answered ``route`` within one round; answers how many rounds ran. The
+    kernel picks the worker of each connection, and once gave one worker all of a
+    round's (seen in CI): such a round proves nothing across workers."""
+    for n in range(rounds):
+        since = len(log_lines(live))
+        await one_round(n)
+        if len(pids_serving(live, route, since)) == 2:
+            return n + 1
+    raise AssertionError(f"one worker answered every {route} in {rounds} rounds")
+
+
 @pytest.fixture(scope="module")
 async def fleet(server_url, tmp_path_factory):
     from tests.conftest import serving
@@ -82,23 +95,18 @@ async def query(client, live, person: int, forwarded: str | None = None) -> int:
 
 class TestQueryLimit:
     async def test_the_failure_limit_holds_across_workers_per_real_client(self, fleet):
-        route = "/api/v1/results/query"
         async with fresh_connections() as client:
-            # the kernel may hand all 14 connections of one client to one worker (seen
-            # once in CI): then that client proved nothing across workers, and the next
-            # client behind the proxy runs the same again
-            for attempt in range(5):
-                real_client = f"203.0.113.{10 + attempt}"
-                since = len(log_lines(fleet))
+
+            async def one_client(n: int) -> None:  # a new client behind the proxy a round
+                real_client = f"203.0.113.{10 + n}"
                 codes = [await query(client, fleet, i, real_client) for i in range(10)]
                 assert codes == [404] * 10
                 codes = [await query(client, fleet, i, real_client) for i in range(4)]
                 assert codes == [429] * 4  # whichever worker answers
-                if len(pids_serving(fleet, route, since)) == 2:
-                    break
+
+            await in_both_workers(fleet, "/api/v1/results/query", one_client)
             # another client behind the same trusted proxy has its own count
             assert await query(client, fleet, 1, "203.0.113.8") == 404
-        assert len(pids_serving(fleet, route, since)) == 2
 
     async def test_x_forwarded_for_from_an_untrusted_address_is_ignored(self, fleet):
         async with fresh_connections(local_address="127.0.0.2") as client:
@@ -130,12 +138,14 @@ class TestRevocation:
         headers = {"Authorization": f"Bearer {issued['token']}"}
         async with fresh_connections() as client:
             before: list[int] = []
-            for _ in range(5):  # until both workers answered (the kernel picks)
-                before += [(await client.get(me, headers=headers)).status_code for _ in range(12)]
-                if len(pids_serving(fleet, "/api/v1/tokens/me")) == 2:
-                    break
+
+            async def twelve(_: int) -> None:
+                before.extend(
+                    [(await client.get(me, headers=headers)).status_code for _ in range(12)]
+                )
+
+            await in_both_workers(fleet, "/api/v1/tokens/me", twelve)
             assert before == [200] * len(before)  # now cached in both workers (30 s)
-            assert len(pids_serving(fleet, "/api/v1/tokens/me")) == 2
             r = await scene.client.post(
                 f"/tokens/{issued['id']}/revoke", headers=scene.tokens["admin"]
             )
@@ -186,17 +196,15 @@ class TestOperations:
         assert line in text
 
     async def test_metrics_add_up_every_worker(self, fleet):
-        sent = 0
         async with fresh_connections() as client:
-            for _ in range(5):  # until both workers answered (the kernel picks)
+
+            async def ten(_: int) -> None:
                 for _ in range(10):
                     r = await client.get(fleet.base + "/api/v1/districts")
                     assert r.status_code == 401
-                sent += 10
-                if len(pids_serving(fleet, "/api/v1/districts")) == 2:
-                    break
+
+            sent = 10 * await in_both_workers(fleet, "/api/v1/districts", ten)
             scrapes = [(await client.get(fleet.base + "/metrics")).text for _ in range(4)]
-        assert len(pids_serving(fleet, "/api/v1/districts")) == 2
         line = 'screening_http_requests_total{method="GET",route="/api/v1/districts",status="401"}'
         for text in scrapes:
             assert f"{line} {sent}.0" in text
